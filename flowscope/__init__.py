@@ -1,0 +1,62 @@
+"""flowscope: measure what a messenger's traffic tells its operator, from packet captures.
+
+    >>> import flowscope
+    >>> result = flowscope.analyze(["captures/sample_session.pcap"])
+    >>> result.flows.head()          # one row a bidirectional flow (pandas)
+    >>> result.summary["captures"]   # per-file statistics
+    >>> result.write("out/")         # flows.parquet + summary.json
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+from flowscope.errors import CaptureError, FlowscopeError, UsageError  # noqa: E402
+from flowscope.settings import Settings  # noqa: E402
+
+__all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "UsageError",
+           "__version__", "analyze"]
+
+
+@dataclass
+class AnalysisResult:
+    """What `analyze` returns: the flow table and per-capture statistics."""
+    flows: "pandas.DataFrame"  # noqa: F821
+    captures: list
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def summary(self) -> dict:
+        from flowscope.report.tables import summary_dict
+        return summary_dict(self)
+
+    @property
+    def errors(self) -> list[str]:
+        return [c.error for c in self.captures if c.error]
+
+    def write(self, out, force: bool = False) -> list[Path]:
+        from flowscope.report.tables import check_out_dir, write_tables
+        out = Path(out)
+        check_out_dir(out, [c.sha256 for c in self.captures], force)
+        return write_tables(self, out)
+
+
+def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResult:
+    """Analyse capture files (pcap, pcapng, optionally compressed) into an AnalysisResult.
+
+    `paths` is a path or a list of paths; keyword options override Settings fields.
+    Files that cannot be read are listed in `result.errors`; the others are analysed.
+    """
+    from flowscope.pipeline import run
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise UsageError("analyze: no capture files given")
+    settings = settings or Settings()
+    if options:
+        settings = Settings(**{**settings.__dict__, **options})
+    flows, captures = run(paths, settings)
+    return AnalysisResult(flows=flows, captures=captures, settings=settings)

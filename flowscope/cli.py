@@ -1,0 +1,103 @@
+"""Thin command-line front end over the library: parse, call, print.
+
+Exit codes: 0 all inputs analysed; 1 some input could not be read (the rest was analysed
+and written); 2 usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+PROGRESS_MIN_BYTES = 64 << 20  # show a progress bar for inputs larger than this
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flowscope import __version__
+    p = argparse.ArgumentParser(prog="flowscope", description="Measure what metadata WhatsApp/Meta "
+                                "traffic reveals, from packet captures.")
+    p.add_argument("--version", action="version", version=f"flowscope {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="analyse capture files into DIR/flows.parquet and DIR/summary.json")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, optionally gzip/bzip2/xz")
+    a.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    a.add_argument("--force", action="store_true", help="overwrite a directory holding another analysis")
+    a.add_argument("--tcp-idle", type=float, metavar="S", help="TCP idle timeout, seconds (default 3600)")
+    a.add_argument("--udp-idle", type=float, metavar="S", help="UDP idle timeout, seconds (default 300)")
+    a.add_argument("--dedup-window-ms", type=float, metavar="MS",
+                   help="treat identical packets within MS ms as mirror-port duplicates (default 1; 0 off)")
+    a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    a.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    return p
+
+
+def _settings(args):
+    from flowscope.settings import Settings
+    overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
+                 "dedup_window_ms": args.dedup_window_ms}
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run_with_progress(paths, settings, show: bool):
+    from flowscope.pipeline import run
+    if not show:
+        return run(paths, settings)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
+    done = [0] * len(paths)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("reading captures", total=sum(sizes))
+
+        def on_progress(k, pos):
+            done[k] = pos
+            bar.update(task, completed=sum(done))
+        return run(paths, settings, on_progress=on_progress)
+
+
+def cmd_analyze(args) -> int:
+    from flowscope import AnalysisResult
+    settings = _settings(args)
+    out = Path(args.out)
+    total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
+    show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
+    flows, captures = _run_with_progress(args.captures, settings, show)
+    result = AnalysisResult(flows=flows, captures=captures, settings=settings)
+    result.write(out, force=args.force)
+    for err in result.errors:
+        print(f"flowscope: error: {err}", file=sys.stderr)
+    if not args.quiet:
+        _print_summary(result, out)
+    return 1 if result.errors else 0
+
+
+def _print_summary(result, out: Path) -> None:
+    s = result.summary
+    read = sum(c["packets_read"] for c in s["captures"])
+    undecodable = sum(sum(c["packets_undecodable"].values()) for c in s["captures"])
+    dups = sum(c["duplicates"] for c in s["captures"])
+    ok = sum(1 for c in s["captures"] if not c["error"])
+    print(f"{ok}/{len(s['captures'])} captures read, {read:,} packets "
+          f"({undecodable:,} undecodable, {dups:,} duplicates), {s['flows']:,} flows, "
+          f"{s['bytes']:,} IP bytes")
+    print(f"wrote {out / 'flows.parquet'} and {out / 'summary.json'}")
+
+
+def main(argv=None) -> int:
+    from flowscope.errors import FlowscopeError
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "analyze":
+            return cmd_analyze(args)
+    except FlowscopeError as exc:
+        print(f"flowscope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flowscope: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

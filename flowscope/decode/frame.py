@@ -1,0 +1,343 @@
+"""Decode one captured frame: link layer -> IP (with tunnels) -> transport.
+
+Compiled with numba and called once per packet by the readers' walk loops, so that a
+packet never becomes a Python object. Everything it learns goes into one row of the
+packet batch (see layout.py); undecodable packets get a reason, never an exception.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from flowscope.decode.layout import (
+    ACK, BAD_IP, BAD_L4, BAD_LINKTYPE, DPORT, DSIG, DST_HI, DST_LO, FLAGS, FRAG, FRAGMENT,
+    IPLEN, IPVER, NO_UID, NON_IP, OK, PCAP, PLEN, POFF, PROTO, SEQ, SPORT, SRC_HI, SRC_LO,
+    ST_FRAGMENTS, ST_TRAILERS, ST_TRUNCATED, STATUS, TRAILER, TRUNC, TRUNC_IP, TRUNC_L4,
+    TRUNC_LINK, UID, CAPLEN, WIRELEN,
+)
+
+V4_MAPPED = np.int64(0xFFFF00000000)  # ::ffff:0:0/96 in the low half
+PCAPDROID_MAGIC = 0x01072021
+TRAILER_LEN = 32
+MAX_TUNNEL_DEPTH = 3
+# IPv6 extension headers we step over (RFC 8200 §4, AH RFC 4302, HIP, shim6)
+_EXT_HOP, _EXT_ROUTING, _EXT_FRAG, _EXT_AH, _EXT_DEST, _EXT_MOBILITY = 0, 43, 44, 51, 60, 135
+
+
+@njit(cache=True, inline="always")
+def be16(b, o):
+    return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
+
+
+@njit(cache=True, inline="always")
+def be32(b, o):
+    return (np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16) | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3])
+
+
+@njit(cache=True, inline="always")
+def le32(b, o):
+    return (np.int64(b[o + 3]) << 24) | (np.int64(b[o + 2]) << 16) | (np.int64(b[o + 1]) << 8) | np.int64(b[o])
+
+
+@njit(cache=True, inline="always")
+def be64(b, o):
+    v = np.uint64(0)
+    for k in range(8):
+        v = (v << np.uint64(8)) | np.uint64(b[o + k])
+    return np.int64(v)
+
+
+@njit(cache=True, inline="always")
+def _ip_version_of(b, p, end):
+    if p >= end:
+        return -1
+    return np.int64(b[p]) >> 4
+
+
+@njit(cache=True)
+def _link_to_ip(b, off, end, linktype):
+    """Return (offset of the IP header, IP version or -1, status)."""
+    if linktype == 1:  # Ethernet, with 802.1Q / QinQ tags, PPPoE and MPLS underneath
+        if end - off < 14:
+            return off, -1, TRUNC_LINK
+        p = off + 12
+        et = be16(b, p)
+        p += 2
+        while et == 0x8100 or et == 0x88A8 or et == 0x9100:
+            if p + 4 > end:
+                return off, -1, TRUNC_LINK
+            et = be16(b, p + 2)
+            p += 4
+        if et == 0x8864:  # PPPoE session: 6-byte header, then the PPP protocol
+            if p + 8 > end:
+                return off, -1, TRUNC_LINK
+            ppp = be16(b, p + 6)
+            p += 8
+            if ppp == 0x21:
+                return p, 4, OK
+            if ppp == 0x57:
+                return p, 6, OK
+            return p, -1, NON_IP
+        if et == 0x8847 or et == 0x8848:  # MPLS: pop labels to bottom of stack
+            while True:
+                if p + 4 > end:
+                    return off, -1, TRUNC_LINK
+                bos = b[p + 2] & 1
+                p += 4
+                if bos:
+                    break
+            return p, _ip_version_of(b, p, end), OK
+        if et == 0x0800:
+            return p, 4, OK
+        if et == 0x86DD:
+            return p, 6, OK
+        return p, -1, NON_IP
+    if linktype == 101 or linktype == 12 or linktype == 14:  # raw IP
+        return off, _ip_version_of(b, off, end), OK
+    if linktype == 228:
+        return off, 4, OK
+    if linktype == 229:
+        return off, 6, OK
+    if linktype == 113 or linktype == 276:  # Linux cooked SLL / SLL2
+        hl = 16 if linktype == 113 else 20
+        if end - off < hl:
+            return off, -1, TRUNC_LINK
+        et = be16(b, off + 14) if linktype == 113 else be16(b, off)
+        if et == 0x0800:
+            return off + hl, 4, OK
+        if et == 0x86DD:
+            return off + hl, 6, OK
+        return off + hl, -1, NON_IP
+    if linktype == 0 or linktype == 108:  # BSD null (host order) / loop (network order)
+        if end - off < 4:
+            return off, -1, TRUNC_LINK
+        fam = be32(b, off) if linktype == 108 else le32(b, off)
+        if fam > 0xFFFF:  # written on a big-endian host
+            fam = be32(b, off)
+        if fam == 2:
+            return off + 4, 4, OK
+        if fam == 24 or fam == 28 or fam == 30:
+            return off + 4, 6, OK
+        return off + 4, -1, NON_IP
+    if linktype == 9 or linktype == 50:  # PPP, PPP in HDLC framing
+        p = off
+        if end - p >= 2 and b[p] == 0xFF and b[p + 1] == 0x03:
+            p += 2
+        if p >= end:
+            return off, -1, TRUNC_LINK
+        if b[p] & 1:
+            proto = np.int64(b[p])
+            p += 1
+        else:
+            if p + 2 > end:
+                return off, -1, TRUNC_LINK
+            proto = be16(b, p)
+            p += 2
+        if proto == 0x21:
+            return p, 4, OK
+        if proto == 0x57:
+            return p, 6, OK
+        return p, -1, NON_IP
+    return off, -1, BAD_LINKTYPE
+
+
+@njit(cache=True)
+def decode_frame(b, off, caplen, wirelen, linktype, P, i, stats):
+    """Decode the frame at b[off:off+caplen] into row i of the batch P."""
+    end = off + caplen
+    P[i, CAPLEN] = caplen
+    P[i, WIRELEN] = wirelen
+    P[i, UID] = NO_UID
+    P[i, TRAILER] = -1
+    P[i, FRAG] = 0
+    P[i, SPORT] = 0
+    P[i, DPORT] = 0
+    P[i, FLAGS] = 0
+    P[i, SEQ] = 0
+    P[i, ACK] = 0
+    P[i, PLEN] = 0
+    P[i, PCAP] = 0
+    P[i, POFF] = end
+    P[i, DSIG] = 0
+    P[i, IPLEN] = 0
+    P[i, PROTO] = 0
+    P[i, IPVER] = 0
+    trunc = 1 if caplen < wirelen else 0
+    P[i, TRUNC] = trunc
+    stats[ST_TRUNCATED] += trunc
+
+    p, ver, status = _link_to_ip(b, off, end, linktype)
+    if status != OK:
+        P[i, STATUS] = status
+        return
+    wire_end = off + wirelen
+    outer = p
+    outer_len = np.int64(0)
+    frag = 0
+    ipid = np.int64(0)
+    proto = np.int64(0)
+    l4 = p
+    l4len = np.int64(0)
+    depth = 0
+    while True:
+        if ver == 4:
+            if p + 20 > end:
+                P[i, STATUS] = TRUNC_IP
+                return
+            if (b[p] >> 4) != 4:
+                P[i, STATUS] = BAD_IP
+                return
+            ihl = np.int64(b[p] & 15) * 4
+            tot = be16(b, p + 2)
+            avail = wire_end - p
+            if tot == 0:  # TCP segmentation offload on the capturing host
+                tot = avail
+            if ihl < 20 or tot < ihl or p + ihl > end:
+                P[i, STATUS] = BAD_IP
+                return
+            if tot > avail:
+                tot = avail
+            fw = be16(b, p + 6)
+            if fw & 0x3FFF:
+                frag = 2 if (fw & 0x1FFF) else 1
+            ipid = be16(b, p + 4)
+            proto = np.int64(b[p + 9])
+            P[i, SRC_HI] = 0
+            P[i, SRC_LO] = V4_MAPPED | be32(b, p + 12)
+            P[i, DST_HI] = 0
+            P[i, DST_LO] = V4_MAPPED | be32(b, p + 16)
+            l4 = p + ihl
+            l4len = tot - ihl
+        elif ver == 6:
+            if p + 40 > end:
+                P[i, STATUS] = TRUNC_IP
+                return
+            if (b[p] >> 4) != 6:
+                P[i, STATUS] = BAD_IP
+                return
+            plen6 = be16(b, p + 4)
+            avail = wire_end - p
+            tot = 40 + plen6 if plen6 > 0 else avail  # 0: jumbogram or offload
+            if tot > avail:
+                tot = avail
+            ipid = be32(b, p) & 0xFFFFF  # flow label stands in for the IPv4 id
+            nh = np.int64(b[p + 6])
+            P[i, SRC_HI] = be64(b, p + 8)
+            P[i, SRC_LO] = be64(b, p + 16)
+            P[i, DST_HI] = be64(b, p + 24)
+            P[i, DST_LO] = be64(b, p + 32)
+            q = p + 40
+            while (nh == _EXT_HOP or nh == _EXT_ROUTING or nh == _EXT_FRAG or nh == _EXT_AH
+                   or nh == _EXT_DEST or nh == _EXT_MOBILITY):
+                if q + 8 > end:
+                    P[i, STATUS] = TRUNC_IP
+                    return
+                if nh == _EXT_FRAG:
+                    fo = be16(b, q + 2)
+                    frag = 2 if (fo >> 3) else (1 if fo & 1 else frag)
+                    hl = 8
+                elif nh == _EXT_AH:
+                    hl = (np.int64(b[q + 1]) + 2) * 4
+                else:
+                    hl = (np.int64(b[q + 1]) + 1) * 8
+                nh = np.int64(b[q])
+                q += hl
+            proto = nh
+            l4 = q
+            l4len = tot - (q - p)
+            if l4len < 0:
+                P[i, STATUS] = BAD_IP
+                return
+        else:
+            P[i, STATUS] = BAD_IP if ver >= 0 else NON_IP
+            return
+        if depth == 0:
+            outer_len = tot
+            outer = p
+        # IP-in-IP and 6in4: the flow is the inner one; bytes stay the outer packet's
+        if (proto == 4 or proto == 41) and frag == 0 and depth < MAX_TUNNEL_DEPTH:
+            depth += 1
+            p = l4
+            ver = 4 if proto == 4 else 6
+            continue
+        break
+
+    P[i, IPVER] = ver
+    P[i, PROTO] = proto
+    P[i, IPLEN] = outer_len
+    P[i, FRAG] = frag
+    if frag:
+        stats[ST_FRAGMENTS] += 1
+    _pcapdroid_trailer(b, outer + outer_len, end, P, i, stats)
+    if frag == 2:  # no transport header: counted, attributed to no flow
+        P[i, STATUS] = FRAGMENT
+        return
+    P[i, STATUS] = _transport(b, l4, l4len, end, proto, ipid, P, i)
+
+
+@njit(cache=True, inline="always")
+def _pcapdroid_trailer(b, ip_end, end, P, i, stats):
+    # PCAPdroid appends 0-3 padding bytes and a 32-byte trailer after the IP packet;
+    # Ethernet padding of short frames stays below 32 bytes, so the magic decides.
+    t = end - TRAILER_LEN
+    if t >= ip_end and be32(b, t) == PCAPDROID_MAGIC:
+        uid = be32(b, t + 4)
+        if uid >= 0x80000000:
+            uid -= 0x100000000
+        P[i, UID] = uid
+        P[i, TRAILER] = t
+        stats[ST_TRAILERS] += 1
+
+
+@njit(cache=True, inline="always")
+def _transport(b, l4, l4len, end, proto, ipid, P, i):
+    cks = np.int64(0)
+    if proto == 6:
+        if l4 + 20 > end:
+            return TRUNC_L4
+        doff = (np.int64(b[l4 + 12]) >> 4) * 4
+        if doff < 20:
+            return BAD_L4
+        P[i, SPORT] = be16(b, l4)
+        P[i, DPORT] = be16(b, l4 + 2)
+        P[i, SEQ] = be32(b, l4 + 4)
+        P[i, ACK] = be32(b, l4 + 8)
+        P[i, FLAGS] = b[l4 + 13]
+        cks = be16(b, l4 + 16)
+        plen = l4len - doff
+        poff = l4 + doff
+    elif proto == 17 or proto == 136:  # UDP, UDP-Lite
+        if l4 + 8 > end:
+            return TRUNC_L4
+        P[i, SPORT] = be16(b, l4)
+        P[i, DPORT] = be16(b, l4 + 2)
+        ulen = be16(b, l4 + 4)
+        cks = be16(b, l4 + 6)
+        if proto == 17 and ulen >= 8 and ulen < l4len:
+            l4len = ulen
+        plen = l4len - 8
+        poff = l4 + 8
+    elif proto == 1 or proto == 58:  # ICMP, ICMPv6: one flow per address pair, like nDPI
+        if l4 + 4 > end:
+            return TRUNC_L4
+        cks = be16(b, l4 + 2)
+        plen = l4len - 8
+        poff = l4 + 8
+    elif proto == 132:  # SCTP
+        if l4 + 12 > end:
+            return TRUNC_L4
+        P[i, SPORT] = be16(b, l4)
+        P[i, DPORT] = be16(b, l4 + 2)
+        plen = l4len - 12
+        poff = l4 + 12
+    else:  # other protocols (GRE, ESP, IGMP...): a flow per address pair and protocol
+        plen = l4len
+        poff = l4
+    if plen < 0:
+        plen = 0
+    P[i, PLEN] = plen
+    P[i, POFF] = poff
+    cap = end - poff
+    P[i, PCAP] = 0 if cap < 0 else (plen if cap > plen else cap)
+    P[i, DSIG] = (ipid & 0xFFFF) | (cks << 16) | ((l4len & 0xFFFF) << 32) | ((P[i, SEQ] & 0x7FFF) << 48)
+    return OK

@@ -1,0 +1,73 @@
+"""Packet batch layout: one int64 row a packet, one named column a field.
+
+Readers fill a batch with `decode_frame`; the flow table and the dissectors read it.
+A packet batch is `P[:n]` of shape (n, NCOL); `P[:n, TS]` is a column view. Addresses
+are 128-bit, split into two 64-bit halves; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d).
+Only offsets into the read buffer are kept, never payload bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# --- columns of a packet batch -------------------------------------------------------
+TS = 0          # capture timestamp, ns since the Unix epoch (UTC)
+CAPLEN = 1      # captured frame length, bytes
+WIRELEN = 2     # original frame length on the wire, bytes
+STATUS = 3      # 0 = decoded into a flow; else an index into REASONS
+IPVER = 4       # 4 or 6 (of the innermost IP header)
+PROTO = 5       # IP protocol number of the transport (6 TCP, 17 UDP, 1/58 ICMP...)
+SRC_HI = 6      # source address, high 64 bits
+SRC_LO = 7      # source address, low 64 bits
+DST_HI = 8
+DST_LO = 9
+SPORT = 10      # transport ports; 0 where the protocol has none (ICMP, like nDPI)
+DPORT = 11
+IPLEN = 12      # IP bytes: total length of the outermost IP header's packet
+PLEN = 13       # transport payload bytes, from the headers (not what was captured)
+FLAGS = 14      # TCP flags byte
+SEQ = 15        # TCP sequence number
+ACK = 16        # TCP acknowledgement number
+POFF = 17       # offset of the transport payload in the read buffer
+PCAP = 18       # transport payload bytes actually captured at POFF
+FRAG = 19       # 0 not a fragment, 1 first fragment, 2 later fragment
+UID = 20        # PCAPdroid app UID; NO_UID where the packet carries none
+TRAILER = 21    # offset of the PCAPdroid trailer in the read buffer, or -1
+DSIG = 22       # signature for mirror-port duplicate detection (IP id, L4 checksum, ...)
+IFACE = 23      # pcapng interface id (0 for classic pcap)
+TRUNC = 24      # 1 if the frame was cut by the snaplen (caplen < wirelen)
+FLOW = 25       # set by the flow table: serial of the flow the packet belongs to, or -1
+DIR = 26        # set by the flow table: 0 originator -> responder, 1 the other way
+DUP = 27        # set by the flow table: 1 if suppressed as a duplicate
+NCOL = 28
+
+NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
+
+# --- reasons a packet is not decoded into a flow (STATUS values) --------------------
+REASONS = (
+    "ok",
+    "unsupported-linktype",
+    "truncated-link-header",
+    "non-ip",
+    "truncated-ip-header",
+    "bad-ip-header",
+    "ip-fragment",
+    "truncated-l4-header",
+    "bad-l4-header",
+)
+OK, BAD_LINKTYPE, TRUNC_LINK, NON_IP, TRUNC_IP, BAD_IP, FRAGMENT, TRUNC_L4, BAD_L4 = range(9)
+
+# Counters kept per capture next to the reasons (indices into the stats array).
+ST_FRAGMENTS = len(REASONS)        # IP fragments seen (first and later ones)
+ST_TRUNCATED = ST_FRAGMENTS + 1    # frames cut by the snaplen
+ST_TRAILERS = ST_TRUNCATED + 1     # frames with a PCAPdroid trailer
+ST_NO_TS = ST_TRAILERS + 1         # pcapng simple packet blocks (no timestamp)
+ST_BAD_IFACE = ST_NO_TS + 1        # pcapng packets naming an undeclared interface
+NSTATS = ST_BAD_IFACE + 1
+
+
+def new_batch(capacity: int) -> np.ndarray:
+    return np.zeros((capacity, NCOL), dtype=np.int64)
+
+
+def new_stats() -> np.ndarray:
+    return np.zeros(NSTATS, dtype=np.int64)

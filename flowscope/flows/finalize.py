@@ -1,0 +1,123 @@
+"""Flow records (int64 rows) -> the flows DataFrame defined in schema.FLOWS."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import struct
+
+import numpy as np
+import pandas as pd
+
+from flowscope import schema
+from flowscope.decode.layout import NO_UID
+from flowscope.flows.layout import (
+    ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, FIN, FIRST_ANY,
+    FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST_ANY, ND, NONE, ORIG_IS_A, PAYLOAD,
+    PKTS, RST, SYN, SYN_TS, SYNACK_TS, TCPFLAGS,
+)
+
+L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 132: "sctp", 136: "udplite"}
+_FLAG_LETTERS = "FSRPAUEC"
+FLAG_STRINGS = np.array(["".join(_FLAG_LETTERS[k] for k in range(8) if v >> k & 1) for v in range(256)],
+                        dtype=object)
+_V4_MAPPED_HI32 = 0xFFFF
+
+
+def _ip_text(hi: int, lo: int, cache: dict) -> str:
+    key = (hi, lo)
+    text = cache.get(key)
+    if text is None:
+        uhi, ulo = hi & 0xFFFFFFFFFFFFFFFF, lo & 0xFFFFFFFFFFFFFFFF
+        if uhi == 0 and ulo >> 32 == _V4_MAPPED_HI32:
+            text = str(ipaddress.IPv4Address(ulo & 0xFFFFFFFF))
+        else:
+            text = str(ipaddress.IPv6Address(uhi << 64 | ulo))
+        cache[key] = text
+    return text
+
+
+def _packed(text: str) -> bytes:
+    return ipaddress.ip_address(text).packed
+
+
+def community_id(proto: int, sip: str, sport: int, dip: str, dport: int) -> str | None:
+    """Community ID v1 (corelight/community-id-spec), seed 0; None for portless protocols."""
+    if proto not in (6, 17, 132):
+        return None
+    s, d = _packed(sip), _packed(dip)
+    if (s, sport) > (d, dport):
+        s, d, sport, dport = d, s, dport, sport
+    data = struct.pack("!H", 0) + s + d + struct.pack("!BBHH", proto, 0, sport, dport)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def _tcp_state(fo, fr, syn_o, synack_r):
+    rst_o, rst_r = (fo & RST) > 0, (fr & RST) > 0
+    fin_o, fin_r = (fo & FIN) > 0, (fr & FIN) > 0
+    est = syn_o & synack_r
+    conds = [~syn_o & ~synack_r,
+             syn_o & ~synack_r & rst_r, syn_o & ~synack_r & rst_o, syn_o & ~synack_r & fin_o,
+             syn_o & ~synack_r,
+             ~syn_o & synack_r & rst_r, ~syn_o & synack_r & fin_r,
+             est & rst_o, est & rst_r, est & fin_o & fin_r, est & fin_o, est & fin_r]
+    names = ["OTH", "REJ", "RSTOS0", "SH", "S0", "RSTRH", "SHR", "RSTO", "RSTR", "SF", "S2", "S3"]
+    return np.select(conds, names, default="S1").astype(object)
+
+
+def to_dataframe(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pd.DataFrame:
+    if len(R):
+        R = R[np.lexsort((R[:, K_PORTS], R[:, K_BLO], R[:, K_BHI], R[:, K_ALO], R[:, K_AHI],
+                          R[:, K_PROTO], R[:, FIRST_ANY]))]
+    a_orig = R[:, ORIG_IS_A] == 1
+    ports_a, ports_b = R[:, K_PORTS] >> 16, R[:, K_PORTS] & 0xFFFF
+    o_hi = np.where(a_orig, R[:, K_AHI], R[:, K_BHI])
+    o_lo = np.where(a_orig, R[:, K_ALO], R[:, K_BLO])
+    r_hi = np.where(a_orig, R[:, K_BHI], R[:, K_AHI])
+    r_lo = np.where(a_orig, R[:, K_BLO], R[:, K_ALO])
+    cache: dict = {}
+    orig_ip = [_ip_text(h, lo, cache) for h, lo in zip(o_hi.tolist(), o_lo.tolist())]
+    resp_ip = [_ip_text(h, lo, cache) for h, lo in zip(r_hi.tolist(), r_lo.tolist())]
+    orig_port = np.where(a_orig, ports_a, ports_b)
+    resp_port = np.where(a_orig, ports_b, ports_a)
+    proto = R[:, K_PROTO] & 0xFF
+    o, r = D, D + ND
+    fo, fr = R[:, o + TCPFLAGS], R[:, r + TCPFLAGS]
+    is_tcp = proto == 6
+
+    syn, synack, ack = R[:, o + SYN_TS], R[:, r + SYNACK_TS], R[:, o + ACK_TS]
+    rtt1 = (syn != NONE) & (synack != NONE) & (synack >= syn)
+    rtt2 = ~rtt1 & (synack != NONE) & (ack != NONE) & (ack > synack)
+    rtt_ms = np.where(rtt1, (synack - syn) / 1e6, np.where(rtt2, (ack - synack) / 1e6, np.nan))
+    rtt_source = np.where(rtt1, "syn/syn-ack", np.where(rtt2, "syn-ack/ack", "")).astype(object)
+
+    state = np.where(is_tcp, _tcp_state(fo, fr, syn != NONE, synack != NONE), "").astype(object)
+    uid = R[:, APP_UID]
+    has_uid = uid != NO_UID
+    cols = {
+        "flow_id": np.arange(len(R), dtype=np.int64),
+        "community_id": [community_id(p, s, sp, d, dp) for p, s, sp, d, dp in
+                         zip(proto.tolist(), orig_ip, orig_port.tolist(), resp_ip, resp_port.tolist())],
+        "capture": np.array(captures, dtype=object)[R[:, CAPTURE]] if len(R) else [],
+        "ts_start": pd.to_datetime(R[:, FIRST_ANY], unit="ns", utc=True),
+        "ts_end": pd.to_datetime(R[:, LAST_ANY], unit="ns", utc=True),
+        "duration_s": (R[:, LAST_ANY] - R[:, FIRST_ANY]) / 1e9,
+        "l4": [L4_NAMES.get(p, f"ip-{p}") for p in proto.tolist()],
+        "ip_version": (R[:, K_PROTO] >> 8).astype(np.int8),
+        "orig_ip": orig_ip, "orig_port": orig_port.astype(np.int32),
+        "resp_ip": resp_ip, "resp_port": resp_port.astype(np.int32),
+        "pkts_orig": R[:, o + PKTS], "pkts_resp": R[:, r + PKTS],
+        "bytes_orig": R[:, o + BYTES], "bytes_resp": R[:, r + BYTES],
+        "payload_bytes_orig": R[:, o + PAYLOAD], "payload_bytes_resp": R[:, r + PAYLOAD],
+        "frame_bytes_orig": R[:, o + FRAME], "frame_bytes_resp": R[:, r + FRAME],
+        "rtt_ms": rtt_ms, "rtt_source": rtt_source, "tcp_state": state,
+        "tcp_flags_orig": np.where(is_tcp, FLAG_STRINGS[fo & 0xFF], ""),
+        "tcp_flags_resp": np.where(is_tcp, FLAG_STRINGS[fr & 0xFF], ""),
+        "duplicates": R[:, DUPS],
+        "end_reason": np.array(END_REASONS, dtype=object)[R[:, END_REASON]] if len(R) else [],
+        "app_uid": pd.array(np.where(has_uid, uid, 0), dtype="Int64"),
+        "app": [apps.get(u, None) if h else None for u, h in zip(uid.tolist(), has_uid.tolist())],
+    }
+    df = pd.DataFrame(cols)
+    df.loc[~has_uid, "app_uid"] = pd.NA
+    return df[[c.name for c in schema.FLOWS]]

@@ -1,0 +1,333 @@
+"""The bidirectional flow table: a compiled open-addressing hash over flow rows.
+
+One key for both directions (layout.py). The originator is the SYN sender for TCP (the
+receiver of a SYN-ACK, or for a mid-stream start the side on a service port), else the
+first sender. A flow ends when it has been idle longer than its timeout, or when a new
+pure SYN arrives after it closed (port reuse); FIN/RST alone only mark it closed, so
+the teardown's last ACKs stay in the flow. Mirror-port duplicates (same signature in the
+same direction within the dedup window) are suppressed and counted.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from flowscope.decode import layout as pk
+from flowscope.flows.layout import (
+    ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
+    END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
+    K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A,
+    PART, PAYLOAD, PKTS, RST, SERIAL, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
+    TO_TCP_CLOSED, TO_UDP,
+)
+
+S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS = 0, 1, 2, 3
+OK, NEED_GROW = 0, 1
+_TS_FIELDS = (FIRST, LAST, SYN_TS, SYNACK_TS, ACK_TS, DTS0, DTS1)
+
+
+@njit(cache=True, inline="always")
+def _mix(h, v):
+    h ^= v
+    h *= np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15
+    return h ^ (h >> 29)
+
+
+@njit(cache=True, inline="always")
+def key_hash(proto, ahi, alo, bhi, blo, ports):
+    h = _mix(np.int64(0x2545F4914F6CDD1D), proto)
+    h = _mix(h, ahi)
+    h = _mix(h, alo)
+    h = _mix(h, bhi)
+    h = _mix(h, blo)
+    h = _mix(h, ports)
+    return h & np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _service_port(p):
+    return p < 1024 or p == 5222 or p == 5223 or p == 5228 or p == 3478 or p == 8080 or p == 8443
+
+
+@njit(cache=True)
+def is_closed(T, r):
+    fo = T[r, D + TCPFLAGS]
+    fr = T[r, D + ND + TCPFLAGS]
+    return ((fo | fr) & RST) != 0 or ((fo & FIN) != 0 and (fr & FIN) != 0)
+
+
+@njit(cache=True)
+def timeout_of(T, r, timeouts):
+    proto = T[r, K_PROTO] & 0xFF
+    if proto == 6:
+        return timeouts[TO_TCP_CLOSED] if is_closed(T, r) else timeouts[TO_TCP]
+    if proto == 17:
+        return timeouts[TO_UDP]
+    return timeouts[TO_OTHER]
+
+
+@njit(cache=True)
+def end_reason_of(T, r, forced):
+    if (T[r, D + TCPFLAGS] | T[r, D + ND + TCPFLAGS]) & RST:
+        return END_RST
+    if is_closed(T, r):
+        return END_FIN
+    return forced
+
+
+@njit(cache=True)
+def _find(T, index, proto, ahi, alo, bhi, blo, ports, h):
+    """Return (index position, row or -1)."""
+    m = len(index) - 1
+    j = h & m
+    while True:
+        e = index[j]
+        if e == 0:
+            return j, -1
+        r = e - 1
+        if (T[r, HASH] == h and T[r, K_PROTO] == proto and T[r, K_ALO] == alo and T[r, K_BLO] == blo
+                and T[r, K_PORTS] == ports and T[r, K_AHI] == ahi and T[r, K_BHI] == bhi):
+            return j, r
+        j = (j + 1) & m
+
+
+@njit(cache=True)
+def _index_remove(T, index, r):
+    """Backward-shift deletion for linear probing (no tombstones)."""
+    m = len(index) - 1
+    j = T[r, HASH] & m
+    while index[j] != r + 1:
+        j = (j + 1) & m
+    index[j] = 0
+    k = (j + 1) & m
+    while index[k] != 0:
+        home = T[index[k] - 1, HASH] & m
+        # move entry k to the hole j unless its home lies cyclically in (j, k]
+        if (j <= k and (home <= j or home > k)) or (j > k and (home <= j and home > k)):
+            index[j] = index[k]
+            index[k] = 0
+            j = k
+        k = (k + 1) & m
+
+
+@njit(cache=True)
+def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture):
+    for f in range(NF):
+        T[r, f] = 0
+    T[r, K_PROTO] = proto
+    T[r, K_AHI] = ahi
+    T[r, K_ALO] = alo
+    T[r, K_BHI] = bhi
+    T[r, K_BLO] = blo
+    T[r, K_PORTS] = ports
+    T[r, HASH] = h
+    for d in range(2):
+        for f in _TS_FIELDS:
+            T[r, D + d * ND + f] = NONE
+    T[r, FIRST_ANY] = NONE
+    T[r, LAST_ANY] = NONE
+    T[r, APP_UID] = pk.NO_UID
+    flags = P[i, pk.FLAGS]
+    orig_is_src = True
+    if (proto & 0xFF) == 6:
+        if (flags & SYN) and (flags & ACKF):
+            orig_is_src = False
+        elif not (flags & SYN):
+            orig_is_src = not (_service_port(P[i, pk.SPORT]) and not _service_port(P[i, pk.DPORT]))
+        T[r, FIRST_PURE_SYN] = 1 if (flags & (SYN | ACKF)) == SYN else 0
+    T[r, ORIG_IS_A] = src_is_a if orig_is_src else 1 - src_is_a
+    T[r, SERIAL] = S[S_SERIAL]
+    S[S_SERIAL] += 1
+    T[r, PART] = part
+    T[r, CAPTURE] = capture
+
+
+@njit(cache=True)
+def _emit(T, r, out, n_out, forced):
+    for f in range(NF):
+        out[n_out, f] = T[r, f]
+    out[n_out, END_REASON] = end_reason_of(T, r, forced)
+    out[n_out, OPEN_AT_END] = 1 if forced == END_EOF else 0
+    return n_out + 1
+
+
+@njit(cache=True, inline="always")
+def _min_ts(a, b):
+    return b if (a == NONE or b < a) else a
+
+
+@njit(cache=True)
+def _account(T, r, P, i, d, dedup_ns):
+    """Add packet i to row r in direction d; return False if it is a duplicate."""
+    base = D + d * ND
+    ts = P[i, pk.TS]
+    if dedup_ns > 0:
+        sig = P[i, pk.DSIG]
+        if ((T[r, base + DTS0] != NONE and T[r, base + DSIG0] == sig and ts - T[r, base + DTS0] <= dedup_ns)
+                or (T[r, base + DTS1] != NONE and T[r, base + DSIG1] == sig and ts - T[r, base + DTS1] <= dedup_ns)):
+            T[r, DUPS] += 1
+            return False
+        T[r, base + DSIG1] = T[r, base + DSIG0]
+        T[r, base + DTS1] = T[r, base + DTS0]
+        T[r, base + DSIG0] = sig
+        T[r, base + DTS0] = ts
+    T[r, base + PKTS] += 1
+    T[r, base + BYTES] += P[i, pk.IPLEN]
+    T[r, base + PAYLOAD] += P[i, pk.PLEN]
+    T[r, base + FRAME] += P[i, pk.WIRELEN]
+    T[r, base + FIRST] = _min_ts(T[r, base + FIRST], ts)
+    if ts > T[r, base + LAST]:
+        T[r, base + LAST] = ts
+    T[r, FIRST_ANY] = _min_ts(T[r, FIRST_ANY], ts)
+    if ts > T[r, LAST_ANY]:
+        T[r, LAST_ANY] = ts
+    if (T[r, K_PROTO] & 0xFF) == 6:
+        flags = P[i, pk.FLAGS]
+        T[r, base + TCPFLAGS] |= flags
+        if (flags & (SYN | ACKF)) == SYN:
+            T[r, base + SYN_TS] = _min_ts(T[r, base + SYN_TS], ts)
+        elif (flags & (SYN | ACKF)) == (SYN | ACKF):
+            T[r, base + SYNACK_TS] = _min_ts(T[r, base + SYNACK_TS], ts)
+        elif (flags & (SYN | FIN | RST | ACKF)) == ACKF and P[i, pk.PLEN] == 0:
+            T[r, base + ACK_TS] = _min_ts(T[r, base + ACK_TS], ts)
+    if T[r, APP_UID] == pk.NO_UID and P[i, pk.UID] != pk.NO_UID:
+        T[r, APP_UID] = P[i, pk.UID]
+    return True
+
+
+@njit(cache=True)
+def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture):
+    """Account packets P[start:n]; finished flows are copied to `out`.
+
+    Returns (next packet, flows written to out, status); status NEED_GROW asks the caller
+    to enlarge the table and call again from `next packet`.
+    """
+    n_out = 0
+    for i in range(start, n):
+        P[i, pk.FLOW] = -1
+        P[i, pk.DUP] = 0
+        if P[i, pk.STATUS] != pk.OK:
+            continue
+        ts = P[i, pk.TS]
+        if ts > S[S_MAXTS]:
+            S[S_MAXTS] = ts
+        proto = (P[i, pk.IPVER] << 8) | P[i, pk.PROTO]
+        shi, slo, dhi, dlo = P[i, pk.SRC_HI], P[i, pk.SRC_LO], P[i, pk.DST_HI], P[i, pk.DST_LO]
+        sp, dp = P[i, pk.SPORT], P[i, pk.DPORT]
+        src_is_a = 1
+        if shi > dhi or (shi == dhi and (slo > dlo or (slo == dlo and sp > dp))):
+            src_is_a = 0
+        if src_is_a:
+            ahi, alo, bhi, blo, ports = shi, slo, dhi, dlo, (sp << 16) | dp
+        else:
+            ahi, alo, bhi, blo, ports = dhi, dlo, shi, slo, (dp << 16) | sp
+        h = key_hash(proto, ahi, alo, bhi, blo, ports)
+        j, r = _find(T, index, proto, ahi, alo, bhi, blo, ports, h)
+        if r < 0:
+            if S[S_FREE_TOP] == 0:
+                return i, n_out, NEED_GROW
+            S[S_FREE_TOP] -= 1
+            r = free[S[S_FREE_TOP]]
+            S[S_USED] += 1
+            index[j] = r + 1
+            _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
+        else:
+            flags = P[i, pk.FLAGS]
+            pure_syn = (proto & 0xFF) == 6 and (flags & (SYN | ACKF)) == SYN
+            if ts - T[r, LAST_ANY] > timeout_of(T, r, timeouts) or (pure_syn and is_closed(T, r)):
+                n_out = _emit(T, r, out, n_out, END_IDLE)
+                _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
+        d = 0 if src_is_a == T[r, ORIG_IS_A] else 1
+        P[i, pk.DIR] = d
+        P[i, pk.FLOW] = T[r, SERIAL]
+        if not _account(T, r, P, i, d, dedup_ns):
+            P[i, pk.DUP] = 1
+    return n, n_out, OK
+
+
+@njit(cache=True)
+def sweep(T, index, free, S, now, timeouts, slack, out, force):
+    """Emit flows idle for longer than timeout + slack at time `now`, or all if force."""
+    n_out = 0
+    for r in range(len(T)):
+        if T[r, K_PROTO] == 0:
+            continue
+        if force or now - T[r, LAST_ANY] > timeout_of(T, r, timeouts) + slack:
+            n_out = _emit(T, r, out, n_out, END_EOF if force else END_IDLE)
+            _index_remove(T, index, r)
+            T[r, K_PROTO] = 0
+            free[S[S_FREE_TOP]] = r
+            S[S_FREE_TOP] += 1
+            S[S_USED] -= 1
+    return n_out
+
+
+@njit(cache=True)
+def reindex(T, index):
+    m = len(index) - 1
+    for r in range(len(T)):
+        if T[r, K_PROTO] == 0:
+            continue
+        j = T[r, HASH] & m
+        while index[j] != 0:
+            j = (j + 1) & m
+        index[j] = r + 1
+
+
+class FlowTable:
+    """Python owner of the compiled table's arrays; grows them when full."""
+
+    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14):
+        self.timeouts = timeouts_ns
+        self.dedup_ns = dedup_ns
+        self.T = np.zeros((rows, NF), dtype=np.int64)
+        self.index = np.zeros(2 * rows, dtype=np.int64)
+        self.free = np.arange(rows - 1, -1, -1, dtype=np.int64)
+        self.S = np.zeros(4, dtype=np.int64)
+        self.S[S_FREE_TOP] = rows
+        self.S[S_MAXTS] = np.iinfo(np.int64).min
+        self._out = np.zeros((0, NF), dtype=np.int64)
+        self.finished: list[np.ndarray] = []
+
+    def add(self, P: np.ndarray, n: int, part: int, capture: int) -> None:
+        if len(self._out) < n:
+            self._out = np.zeros((max(n, 1024), NF), dtype=np.int64)
+        start = 0
+        while True:
+            start, n_out, status = update(self.T, self.index, self.free, self.S, P, start, n,
+                                          self.timeouts, self.dedup_ns, self._out, part, capture)
+            if n_out:
+                self.finished.append(self._out[:n_out].copy())
+            if status == OK:
+                return
+            self._grow()
+
+    def expire(self, slack_ns: int) -> None:
+        """Emit flows that can no longer receive packets (keeps memory flat)."""
+        self._sweep(self.S[S_MAXTS], slack_ns, False)
+
+    def flush(self) -> None:
+        """End of a part: emit every flow still open, marked OPEN_AT_END."""
+        self._sweep(0, 0, True)
+
+    def _sweep(self, now: int, slack: int, force: bool) -> None:
+        out = np.zeros((int(self.S[S_USED]), NF), dtype=np.int64)
+        n_out = sweep(self.T, self.index, self.free, self.S, now, self.timeouts, slack, out, force)
+        if n_out:
+            self.finished.append(out[:n_out])
+
+    def _grow(self) -> None:
+        rows = len(self.T)
+        T = np.zeros((2 * rows, NF), dtype=np.int64)
+        T[:rows] = self.T
+        self.T = T
+        self.index = np.zeros(4 * rows, dtype=np.int64)
+        reindex(self.T, self.index)
+        self.free = np.concatenate([np.arange(2 * rows - 1, rows - 1, -1, dtype=np.int64),
+                                    np.zeros(rows, dtype=np.int64)])
+        self.S[S_FREE_TOP] = rows
+
+    def records(self) -> np.ndarray:
+        if not self.finished:
+            return np.zeros((0, NF), dtype=np.int64)
+        return np.concatenate(self.finished)

@@ -1,0 +1,125 @@
+"""The only place that knows the order of the stages: sources -> decode -> flows -> ...
+
+Each input file is one part: read in batches, decoded, accounted in its own flow table,
+flushed; the parts' records are then merged exactly (flows/merge.py), so a flow that
+continues from one file into the next is one flow again. A file that fails keeps what
+was read before the failure, and the other files are still analysed.
+"""
+from __future__ import annotations
+
+import hashlib
+import lzma
+import threading
+import zlib
+from typing import Callable, Iterable
+
+import numpy as np
+
+from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
+from flowscope.errors import CaptureError
+from flowscope.flows.finalize import to_dataframe
+from flowscope.flows.layout import PART
+from flowscope.flows.merge import merge_parts
+from flowscope.flows.table import FlowTable
+from flowscope.settings import Settings
+from flowscope.sources import CaptureStats, open_capture
+
+EXPIRE_EVERY_BATCHES = 64
+EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
+BatchConsumer = Callable[[np.ndarray, np.ndarray, int], None]  # (buffer, P[:n], capture index)
+
+
+def sha256_in_background(path: str, capture: CaptureStats) -> threading.Thread:
+    """Hash the file on the other core while this one parses it (hashlib releases the GIL)."""
+    def run():
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(4 << 20):
+                    h.update(chunk)
+            capture.sha256 = h.hexdigest()
+        except OSError:
+            capture.sha256 = None
+    t = threading.Thread(target=run, name=f"sha256:{path}", daemon=True)
+    t.start()
+    return t
+
+
+def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
+    uids = P[:n, UID]
+    has = uids != NO_UID
+    if not has.any():
+        return
+    for uid in np.unique(uids[has]).tolist():
+        if uid in capture.apps:
+            continue
+        rows = np.flatnonzero((uids == uid) & (P[:n, TRAILER] >= 0))
+        if len(rows):
+            t = int(P[rows[0], TRAILER])
+            capture.apps[uid] = bytes(buf[t + 8:t + 28]).split(b"\0", 1)[0].decode("utf-8", "replace")
+        else:
+            capture.apps.setdefault(uid, None)
+
+
+def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
+              consumers: Iterable[BatchConsumer] = (), on_progress: Callable[[int], None] | None = None
+              ) -> np.ndarray:
+    """Read one file into flow records (all flushed, open ones marked OPEN_AT_END)."""
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns())
+    P = new_batch(settings.batch_packets)
+    try:
+        reader = open_capture(path, capture)
+        capture.format = capture.format or reader.format
+        for batch_no, (buf, n) in enumerate(reader.batches(P)):
+            table.add(P, n, part=index, capture=index)
+            _note_batch(buf, P, n, capture)
+            for consume in consumers:
+                consume(buf, P[:n], index)
+            if batch_no % EXPIRE_EVERY_BATCHES == EXPIRE_EVERY_BATCHES - 1:
+                table.expire(EXPIRE_SLACK_NS)
+            if on_progress:
+                on_progress(reader.stream.position())
+    except CaptureError as exc:
+        capture.error = str(exc)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        capture.error = f"{path}: corrupt or unreadable data: {exc}"
+    table.flush()
+    return table.records()
+
+
+def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
+    ok = P[:n, STATUS] == OK
+    capture.duplicates += int(np.count_nonzero(P[:n, DUP]))
+    if ok.any():
+        ts = P[:n, TS][ok]
+        lo, hi = int(ts.min()), int(ts.max())
+        capture.first_ts_ns = lo if capture.first_ts_ns is None else min(lo, capture.first_ts_ns)
+        capture.last_ts_ns = hi if capture.last_ts_ns is None else max(hi, capture.last_ts_ns)
+    _collect_apps(buf, P, n, capture)
+
+
+def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer] = (),
+        on_progress: Callable[[int, int], None] | None = None):
+    """Analyse `paths`; return (flows DataFrame, list of CaptureStats)."""
+    captures = [CaptureStats(path=str(p)) for p in paths]
+    hashers = [sha256_in_background(str(p), c) for p, c in zip(paths, captures)]
+    parts = []
+    for k, (path, cap) in enumerate(zip(paths, captures)):
+        report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
+        parts.append(read_part(str(path), k, cap, settings, consumers, report))
+    # Parts merge in time order: renumber them by each file's first timestamp.
+    starts = [c.first_ts_ns if c.first_ts_ns is not None else 2**62 for c in captures]
+    rank = np.empty(len(paths), dtype=np.int64)
+    rank[np.argsort(np.array(starts, dtype=np.int64), kind="stable")] = np.arange(len(paths))
+    records = np.concatenate(parts)
+    records[:, PART] = rank[records[:, PART]]
+    merged = merge_parts(records, settings.timeouts_ns())
+    apps: dict = {}
+    for cap in captures:
+        for uid, name in cap.apps.items():
+            if apps.get(uid) is None:
+                apps[uid] = name
+    flows = to_dataframe(merged, [str(p) for p in paths], apps)
+    for t in hashers:
+        t.join()
+    return flows, captures

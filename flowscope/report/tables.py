@@ -1,0 +1,83 @@
+"""Write the analysis tables: flows.parquet and summary.json (deterministic: no wall clock)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flowscope import __version__, schema
+from flowscope.errors import UsageError
+from flowscope.sources import reason_counts
+
+
+def capture_entry(cap) -> dict:
+    stats = cap.stats
+    from flowscope.decode.layout import OK, REASONS, ST_TRUNCATED
+    read = int(stats[:len(REASONS)].sum())
+    entry = {
+        "path": cap.path, "sha256": cap.sha256, "format": cap.format, "compression": cap.compression,
+        "link_types": sorted(int(x) for x in cap.link_types),
+        "packets_read": read, "packets_decoded": int(stats[OK]),
+        "packets_undecodable": reason_counts(stats),
+        "packets_truncated": int(stats[ST_TRUNCATED]), "duplicates": int(cap.duplicates),
+        "error": cap.error,
+    }
+    extra = {"sections": cap.sections, "interfaces": cap.interfaces,
+             "interface_stats": cap.interface_stats, "name_records": cap.name_records,
+             "blocks_skipped": cap.blocks_skipped}
+    entry.update({k: v for k, v in extra.items() if v})
+    from flowscope.decode.layout import ST_BAD_IFACE, ST_FRAGMENTS, ST_NO_TS, ST_TRAILERS
+    for key, idx in (("ip_fragments", ST_FRAGMENTS), ("pcapdroid_trailers", ST_TRAILERS),
+                     ("packets_without_timestamp", ST_NO_TS), ("packets_unknown_interface", ST_BAD_IFACE)):
+        if stats[idx]:
+            entry[key] = int(stats[idx])
+    if cap.apps:
+        entry["apps"] = {str(k): v for k, v in sorted(cap.apps.items())}
+    return entry
+
+
+def summary_dict(result) -> dict:
+    flows = result.flows
+    return {
+        "flowscope_version": __version__,
+        "settings": result.settings.to_dict(),
+        "captures": [capture_entry(c) for c in result.captures],
+        "flows": int(len(flows)),
+        "packets": int(flows["pkts_orig"].sum() + flows["pkts_resp"].sum()),
+        "bytes": int(flows["bytes_orig"].sum() + flows["bytes_resp"].sum()),
+    }
+
+
+def check_out_dir(out: Path, sha256s: list, force: bool) -> None:
+    """Refuse to overwrite another run's evidence without --force."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    old = out / "summary.json"
+    if force or not old.exists():
+        return
+    try:
+        prior = [c.get("sha256") for c in json.loads(old.read_text()).get("captures", [])]
+    except (ValueError, OSError):
+        prior = None
+    if prior != sha256s:
+        raise UsageError(f"{out}: holds the results of a different analysis; use --force to overwrite")
+
+
+def write_tables(result, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(result.flows, schema=schema.arrow_schema(), preserve_index=False)
+    table = table.replace_schema_metadata({"flowscope_version": __version__})
+    flows_path = out / "flows.parquet"
+    pq.write_table(table, _tmp(flows_path))
+    os.replace(_tmp(flows_path), flows_path)
+    summary_path = out / "summary.json"
+    _tmp(summary_path).write_text(json.dumps(summary_dict(result), indent=2, sort_keys=False) + "\n")
+    os.replace(_tmp(summary_path), summary_path)
+    return [flows_path, summary_path]
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")

@@ -1,0 +1,85 @@
+"""Every output table's columns, defined once: name, Arrow type, unit/role, meaning.
+
+docs/schema.md is generated from here (`python -m flowscope.schema > docs/schema.md`) and
+a test fails when the two disagree. Timestamps are UTC with nanosecond resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+
+
+FLOWS = (
+    Column("flow_id", pa.int64(), "Sequential id, in order of ts_start (ties: key), stable for the same input."),
+    Column("community_id", pa.string(), "Community ID v1 (seed 0) of the 5-tuple, to find the flow in Zeek, Suricata or Wireshark."),
+    Column("capture", pa.string(), "Input file in which the flow's first packet was seen (path as given)."),
+    Column("ts_start", TS_TYPE, "Timestamp of the flow's first packet (UTC)."),
+    Column("ts_end", TS_TYPE, "Timestamp of the flow's last packet (UTC)."),
+    Column("duration_s", pa.float64(), "ts_end - ts_start, seconds."),
+    Column("l4", pa.string(), "Transport: tcp, udp, icmp, icmp6, sctp, udplite, or ip-N for other IP protocol numbers."),
+    Column("ip_version", pa.int8(), "4 or 6 (of the innermost IP header: tunnels are unwrapped)."),
+    Column("orig_ip", pa.string(), "Originator address: the SYN sender for TCP, else the first sender."),
+    Column("orig_port", pa.int32(), "Originator port (0 for ICMP and protocols without ports)."),
+    Column("resp_ip", pa.string(), "Responder address."),
+    Column("resp_port", pa.int32(), "Responder port."),
+    Column("pkts_orig", pa.int64(), "Packets originator -> responder (duplicates excluded)."),
+    Column("pkts_resp", pa.int64(), "Packets responder -> originator."),
+    Column("bytes_orig", pa.int64(), "IP bytes originator -> responder: the IP total length of each packet (outer header for tunnels); no link header, no PCAPdroid trailer."),
+    Column("bytes_resp", pa.int64(), "IP bytes responder -> originator."),
+    Column("payload_bytes_orig", pa.int64(), "Transport payload bytes originator -> responder (TCP/UDP data; ICMP after its 8-byte header)."),
+    Column("payload_bytes_resp", pa.int64(), "Transport payload bytes responder -> originator."),
+    Column("frame_bytes_orig", pa.int64(), "Original frame lengths originator -> responder, link header included (what nDPI and Wireshark count)."),
+    Column("frame_bytes_resp", pa.int64(), "Original frame lengths responder -> originator."),
+    Column("rtt_ms", pa.float64(), "TCP handshake round-trip time seen from the capture point, ms: SYN -> SYN-ACK, or SYN-ACK -> ACK where the SYN was not seen; null if neither."),
+    Column("rtt_source", pa.string(), "How rtt_ms was measured: syn/syn-ack, syn-ack/ack, or empty."),
+    Column("tcp_state", pa.string(), "Zeek-style connection state for TCP (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH); empty otherwise."),
+    Column("tcp_flags_orig", pa.string(), "TCP flags seen from the originator, as letters (F S R P A U E C)."),
+    Column("tcp_flags_resp", pa.string(), "TCP flags seen from the responder."),
+    Column("duplicates", pa.int64(), "Packets suppressed as mirror-port duplicates in this flow."),
+    Column("end_reason", pa.string(), "Why the flow ended: fin (both sides closed), rst, idle (timeout), eof (open at the end of the input)."),
+    Column("app_uid", pa.int64(), "Android app UID from PCAPdroid's trailer or pcapng comment (-1: PCAPdroid did not know); null without PCAPdroid data."),
+    Column("app", pa.string(), "App name for app_uid from PCAPdroid (trailer or UID-map block); null without PCAPdroid data."),
+)
+
+CAPTURE_FIELDS = {
+    "path": "The file as given on the command line.",
+    "sha256": "SHA-256 of the file's bytes on disk (compressed bytes for compressed captures).",
+    "format": "pcap, pcap-ns (nanosecond) or pcapng.",
+    "compression": "gzip, bzip2, xz or null.",
+    "link_types": "LINKTYPE_ numbers seen (pcap header or pcapng interfaces).",
+    "packets_read": "Packet records read.",
+    "packets_decoded": "Packets decoded into a flow (duplicates included).",
+    "packets_undecodable": "Count per reason of packets not attributed to a flow.",
+    "packets_truncated": "Packets cut by the snaplen (still decoded when the headers survived).",
+    "duplicates": "Packets suppressed as mirror-port duplicates.",
+    "error": "null, or the one-line message of the error that stopped reading this file.",
+}
+
+
+def arrow_schema(columns=FLOWS) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.type) for c in columns])
+
+
+def markdown() -> str:
+    lines = ["# Output schema", "",
+             "Generated from `flowscope/schema.py` (`python -m flowscope.schema > docs/schema.md`).",
+             "All timestamps are UTC, nanosecond resolution.", "",
+             "## flows.parquet", "", "| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
+    lines += ["", "## summary.json: `captures[]`", "", "| field | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in CAPTURE_FIELDS.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,46 @@
+"""One frozen, validated Settings object, passed whole through the pipeline."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from flowscope.errors import UsageError
+from flowscope.flows.layout import TO_OTHER, TO_TCP, TO_TCP_CLOSED, TO_UDP
+
+
+@dataclass(frozen=True)
+class Settings:
+    # WhatsApp's chat connection idles for minutes between keep-alives: one hour keeps it whole.
+    tcp_idle_s: float = 3600.0
+    tcp_closed_s: float = 120.0     # after FIN from both sides or a RST
+    udp_idle_s: float = 300.0
+    other_idle_s: float = 120.0     # ICMP and other IP protocols
+    dedup_window_ms: float = 1.0    # mirror-port duplicates arrive within microseconds; 0 disables
+    batch_packets: int = 16384
+    progress: bool = False
+
+    def __post_init__(self):
+        for name in ("tcp_idle_s", "tcp_closed_s", "udp_idle_s", "other_idle_s"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"settings: {name} must be > 0 (got {getattr(self, name)})")
+        if self.dedup_window_ms < 0:
+            raise UsageError(f"settings: dedup_window_ms must be >= 0 (got {self.dedup_window_ms})")
+        if self.batch_packets < 1:
+            raise UsageError("settings: batch_packets must be >= 1")
+
+    def timeouts_ns(self) -> np.ndarray:
+        t = np.zeros(4, dtype=np.int64)
+        t[TO_TCP] = int(self.tcp_idle_s * 1e9)
+        t[TO_TCP_CLOSED] = int(self.tcp_closed_s * 1e9)
+        t[TO_UDP] = int(self.udp_idle_s * 1e9)
+        t[TO_OTHER] = int(self.other_idle_s * 1e9)
+        return t
+
+    def dedup_ns(self) -> int:
+        return int(self.dedup_window_ms * 1e6)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("progress")
+        return d

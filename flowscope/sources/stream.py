@@ -1,0 +1,57 @@
+"""A reusable read buffer over a (possibly compressed) capture file.
+
+The walk loops parse records straight out of this numpy buffer. Reading in ~1 MiB
+chunks keeps the data in cache while the walk runs (measured: 1.35x faster than 64 MiB
+chunks); only the unparsed tail of a chunk is moved to the front before the next read.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+CHUNK_BYTES = 1 << 20
+
+
+class ByteStream:
+    def __init__(self, fileobj: io.BufferedIOBase | io.RawIOBase, raw: io.RawIOBase,
+                 chunk: int = CHUNK_BYTES):
+        self._f = fileobj
+        self._raw = raw          # the file on disk, for progress in compressed bytes
+        self.chunk = chunk
+        self.buf = np.empty(2 * chunk, dtype=np.uint8)
+        self.start = 0           # first unparsed byte in buf
+        self.end = 0             # end of valid data in buf
+        self.offset = 0          # file offset (decompressed) of buf[0]
+        self.eof = False
+
+    def fill(self, need: int = 0) -> None:
+        """Keep buf[start:end], read at least one more chunk (or to EOF); need = bytes wanted."""
+        keep = self.end - self.start
+        want = max(need, keep + self.chunk)
+        if want > len(self.buf):
+            grown = np.empty(max(want, 2 * len(self.buf)), dtype=np.uint8)
+            grown[:keep] = self.buf[self.start:self.end]
+            self.buf = grown
+        elif keep and self.start:
+            self.buf[:keep] = self.buf[self.start:self.end].copy()
+        self.offset += self.start
+        self.start, self.end = 0, keep
+        view = memoryview(self.buf)
+        limit = max(need, keep + self.chunk)
+        while self.end < limit:
+            got = self._f.readinto(view[self.end:limit])
+            if not got:
+                self.eof = True
+                break
+            self.end += got
+
+    def position(self) -> int:
+        """Bytes of the file on disk read so far (for progress bars)."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def tail(self) -> bytes:
+        return bytes(self.buf[self.start:self.end])

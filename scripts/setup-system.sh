@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# System packages the test suite uses. As root: install them with apt-get.
+# Otherwise: name what is missing; the tests that need it skip with the reason.
+set -u
+pkgs=(tshark)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || echo "setup-system: apt-get could not install: ${missing[*]} (tests that need them will skip)"
+else
+  echo "setup-system: not root; missing system packages: ${missing[*]} (tests that need them will skip)"
+fi
+exit 0
