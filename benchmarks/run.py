@@ -8,16 +8,18 @@ so all tools start from the page cache. Each tool is run ``--repeat`` times
 (default 3) and the fastest run is reported.
 
 Measurements (per run, in the parent):
-  wall s       time.perf_counter() from just before the child is spawned to the
-               return of os.wait4() on it. It includes interpreter start-up and
-               imports (the flowscope CLI pays these too).
+  wall s       time.perf_counter() from just before os.posix_spawn() of the
+               child to the return of os.wait4() on it (taken in a small
+               spawner process, see SPAWNER_SRC). It includes interpreter
+               start-up and imports (the flowscope CLI pays these too).
   peak RSS     ru_maxrss of the rusage returned by os.wait4() for the child.
                Linux reports the largest peak RSS of the child and of the
                descendants it waited for -- the MAX over those processes, not
-               their sum. Linux also carries the forking parent's high-water
-               RSS through exec into the child's ru_maxrss, so this script
-               keeps its own RSS small (no numpy/pyarrow imports; printed as
-               "runner RSS"); that floor (~20 MiB) is below every tool.
+               their sum. Linux also carries the spawning process's
+               high-water RSS through exec into the child's ru_maxrss, so
+               children are launched from a bare ``python -S`` spawner whose
+               own peak RSS (VmHWM, ~8 MiB, printed as "floor") is below
+               every tool's.
   tree RSS     psutil sampling every 20 ms of the SUM of RSS over the child and
                all its descendants (matters for nfstream, whose meter is a
                second process); may miss peaks shorter than the interval.
@@ -301,54 +303,109 @@ class TreeRSSSampler(threading.Thread):
             self.stop_evt.wait(self.interval)
 
 
-def run_once(tool: str, path: str, args) -> dict:
+# A tiny spawner process, started once with ``python -S`` (bare interpreter,
+# ~8 MiB RSS), launches every measured command with os.posix_spawn and reaps
+# it with os.wait4. Linux carries the high-water RSS of whatever process
+# forks the child through exec into the child's ru_maxrss; launching from this
+# small process instead of from run.py (which grows as it works) keeps that
+# floor minimal and constant. The spawner also takes the wall-clock time, so
+# the parent's bookkeeping is not inside the measurement.
+SPAWNER_SRC = r"""
+import json, os, sys, time
+def hwm():  # peak RSS of this process's own address space (what children inherit)
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+for line in sys.stdin:
+    req = json.loads(line)
+    fo = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fe = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fa = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+          (os.POSIX_SPAWN_DUP2, fo, 1), (os.POSIX_SPAWN_DUP2, fe, 2)]
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(req["cmd"][0], req["cmd"], os.environ, file_actions=fa, setsid=True)
+    except OSError as e:
+        os.close(fo); os.close(fe)
+        print(json.dumps({"spawn_error": str(e)}), flush=True)
+        continue
+    os.close(fo); os.close(fe)
+    print(json.dumps({"pid": pid}), flush=True)
+    _, status, ru = os.wait4(pid, 0)
+    t1 = time.perf_counter()
+    print(json.dumps({"wall_s": t1 - t0, "exit_code": os.waitstatus_to_exitcode(status),
+                      "maxrss_kib": ru.ru_maxrss, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+                      "spawner_hwm_kib": hwm()}), flush=True)
+"""
+
+
+class Spawner:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-S", "-c", SPAWNER_SRC], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def start(self, cmd, stdout, stderr) -> dict:
+        self.proc.stdin.write(json.dumps({"cmd": cmd, "stdout": stdout, "stderr": stderr}) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def finish(self) -> dict:
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_once(spawner: Spawner, tool: str, path: str, args) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fsbench-{tool}-") as wd:
         cmd = command_for(tool, path, wd, args)
         out_path, err_path = os.path.join(wd, "stdout"), os.path.join(wd, "stderr")
-        with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=wd)
-            sampler = TreeRSSSampler(proc.pid)
-            sampler.start()
-            timed_out = threading.Event()
+        started = spawner.start(cmd, out_path, err_path)
+        if "spawn_error" in started:
+            return {"error": "could not start: " + started["spawn_error"], "wall_s": 0.0, "peak_rss_mib": 0.0}
+        pid = started["pid"]
+        sampler = TreeRSSSampler(pid)
+        sampler.start()
+        timed_out = threading.Event()
 
-            def _kill():
-                timed_out.set()
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group
-                except ProcessLookupError:
-                    pass
+        def _kill():
+            timed_out.set()
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the measured child's own session / process group
+            except ProcessLookupError:
+                pass
 
-            timer = threading.Timer(args.timeout, _kill) if args.timeout else None
-            if timer:
-                timer.daemon = True
-                timer.start()
-            _pid, status, ru = os.wait4(proc.pid, 0)
-            t1 = time.perf_counter()
-            if timer:
-                timer.cancel()
-            proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
-            sampler.stop_evt.set()
-            sampler.join()
+        timer = threading.Timer(args.timeout, _kill) if args.timeout else None
+        if timer:
+            timer.daemon = True
+            timer.start()
+        done = spawner.finish()
+        if timer:
+            timer.cancel()
+        sampler.stop_evt.set()
+        sampler.join()
         with open(out_path, errors="replace") as fh:
             stdout = fh.read()
         with open(err_path, errors="replace") as fh:
             stderr = fh.read()
         res = {
-            "wall_s": t1 - t0,
-            "user_s": ru.ru_utime,
-            "sys_s": ru.ru_stime,
-            "peak_rss_mib": ru.ru_maxrss / 1024.0,  # Linux: KiB
+            "wall_s": done["wall_s"],
+            "user_s": done["user_s"],
+            "sys_s": done["sys_s"],
+            "peak_rss_mib": done["maxrss_kib"] / 1024.0,  # Linux: KiB
             "tree_rss_mib": (sampler.peak / 2**20) if sampler.peak else None,
-            "exit_code": proc.returncode,
+            "spawner_rss_mib": done["spawner_hwm_kib"] / 1024.0,
+            "exit_code": done["exit_code"],
         }
         if timed_out.is_set():
             res["error"] = f"timeout after {args.timeout:.0f} s"
             return res
-        if proc.returncode != 0:
+        if res["exit_code"] != 0:
             tail = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-            res["error"] = f"exit {proc.returncode}: " + (tail[-1] if tail else "")
+            res["error"] = f"exit {res['exit_code']}: " + (tail[-1] if tail else "")
             return res
         try:
             res.update(parse_result(tool, stdout, wd))
@@ -418,6 +475,7 @@ def machine_facts() -> dict:
         "mem_total_gib": mem,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "loadavg_at_start": list(os.getloadavg()),
     }
 
 
@@ -510,12 +568,14 @@ def main(argv=None) -> int:
     t_cat = page_cache(path)
     print(f"page cache: cat {facts['file']} > /dev/null took {t_cat:.2f} s")
 
-    import resource
-    runner_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    spawner = Spawner()
+    floor = 0.0
     rows = []
     for tool in tools:
         ok, why = tool_available(tool)
         row: dict = {"tool": tool, "version": tool_version(tool) if ok else None}
+        if ok:
+            print(f"{tool:10s} version: {row['version']}", flush=True)
         if not ok:
             row["status"] = why
             print(f"{tool:10s} {why}", flush=True)
@@ -523,7 +583,8 @@ def main(argv=None) -> int:
             continue
         runs = []
         for i in range(args.repeat):
-            r = run_once(tool, path, args)
+            r = run_once(spawner, tool, path, args)
+            floor = max(floor, r.get("spawner_rss_mib") or 0.0)
             runs.append(r)
             msg = (f"{tool:10s} run {i + 1}/{args.repeat}: {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB"
                    + (f", tree {r['tree_rss_mib']:,.0f} MiB" if r.get("tree_rss_mib") else "")
@@ -544,17 +605,18 @@ def main(argv=None) -> int:
                        mbps=facts["file_bytes"] / 1e6 / best["wall_s"])
         rows.append(row)
 
-    runner_rss = max(runner_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    spawner.close()
     print_table(rows, facts)
-    print(f"(runner RSS {runner_rss:.0f} MiB = floor of the wait4 peak RSS column; tree RSS = psutil sum "
-          f"over the process tree sampled every 20 ms; best of {args.repeat} runs)")
+    print(f"best of {args.repeat} runs. peak RSS = ru_maxrss from os.wait4 (max over the child's processes; "
+          f"floor {floor:.0f} MiB = the spawner's own RSS); tree RSS = psutil sum over the child's process "
+          f"tree, sampled every 20 ms")
     if args.json:
         ref = next((r for r in rows if r["tool"] == "flowscope" and r.get("pps")), None)
         for r in rows:
             if r.get("pps") and ref:
                 r["ratio_vs_flowscope"] = r["pps"] / ref["pps"]
         doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine, "capture": facts,
-               "repeat": args.repeat, "page_cache_cat_s": t_cat, "runner_maxrss_mib": runner_rss,
+               "repeat": args.repeat, "page_cache_cat_s": t_cat, "spawner_vmhwm_mib": floor,
                "nfstream": {"idle_timeout": args.nf_idle, "active_timeout": args.nf_active, "n_meters": 1},
                "results": rows}
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

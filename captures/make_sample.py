@@ -1002,7 +1002,8 @@ def dissect(ip: bytes):
     else:
         proto, src, dst = ip[6], str(ipaddress.ip_address(ip[8:24])), str(ipaddress.ip_address(ip[24:40]))
         l4 = ip[40:]
-    d = {"proto": proto, "src": src, "dst": dst, "ip_len": len(ip), "sport": 0, "dport": 0,
+    d = {"proto": proto, "src": src, "dst": dst, "ip_len": len(ip), "l4_offset": len(ip) - len(l4),
+         "sport": 0, "dport": 0,
          "payload": b"", "flags": 0, "seq": 0}
     if proto == 6:
         d["sport"], d["dport"], d["seq"] = struct.unpack_from("!HHI", l4, 0)
@@ -1071,7 +1072,8 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
         side = "orig" if orig else "resp"
         f["pkts_" + side] += 1
         f["bytes_" + side] += d["ip_len"]
-        f["payload_bytes_" + side] += len(d["payload"]) if d["proto"] in (6, 17) else 0
+        # ICMP/ICMPv6: the bytes after the 8-byte ICMP header, as flowscope's schema defines
+        f["payload_bytes_" + side] += len(d["payload"]) if d["proto"] in (6, 17) else d["ip_len"] - d["l4_offset"] - 8
         f["_ts"].append(ts)
         f["_apps"][app] += 1
         f["_trailer"][app is not None] += 1
@@ -1233,7 +1235,7 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
             "bytes": ("bytes_* = IP-layer bytes (IPv4 total length; IPv6 40 + payload length), without "
                       "the fake Ethernet header, padding and trailer; retransmitted segments counted"),
             "payload_bytes": ("TCP/UDP payload bytes (after the TCP header incl. options / the 8-byte "
-                              "UDP header); retransmissions counted again; 0 for ICMP/ICMPv6"),
+                              "UDP header); retransmissions counted again; ICMP/ICMPv6: bytes after the 8-byte ICMP header"),
             "rtt_ms": "TCP only: SYN -> SYN-ACK time as seen at the phone",
             "app": ("app name from the PCAPdroid trailer; app_uid null and app '' when the flow's "
                     "packets carry no trailer; uid -1 with empty name = unknown/system"),

@@ -34,7 +34,7 @@ FLOWS = (
     Column("resp_port", pa.int32(), "Responder port."),
     Column("pkts_orig", pa.int64(), "Packets originator -> responder (duplicates excluded)."),
     Column("pkts_resp", pa.int64(), "Packets responder -> originator."),
-    Column("bytes_orig", pa.int64(), "IP bytes originator -> responder: the IP total length of each packet (outer header for tunnels); no link header, no PCAPdroid trailer."),
+    Column("bytes_orig", pa.int64(), "IP bytes originator -> responder: the IP total length of each packet (the inner packet for tunnels and mirror encapsulations: IP-in-IP, GRE/ERSPAN, VXLAN, GTP-U); no link header, no PCAPdroid trailer."),
     Column("bytes_resp", pa.int64(), "IP bytes responder -> originator."),
     Column("payload_bytes_orig", pa.int64(), "Transport payload bytes originator -> responder (TCP/UDP data; ICMP after its 8-byte header)."),
     Column("payload_bytes_resp", pa.int64(), "Transport payload bytes responder -> originator."),

@@ -13,7 +13,7 @@ from flowscope.decode.layout import (
     ACK, BAD_IP, BAD_L4, BAD_LINKTYPE, DPORT, DSIG, DST_HI, DST_LO, FLAGS, FRAG, FRAGMENT,
     IPLEN, IPVER, NO_UID, NON_IP, OK, PCAP, PLEN, POFF, PROTO, SEQ, SPORT, SRC_HI, SRC_LO,
     ST_FRAGMENTS, ST_TRAILERS, ST_TRUNCATED, STATUS, TRAILER, TRUNC, TRUNC_IP, TRUNC_L4,
-    TRUNC_LINK, UID, CAPLEN, WIRELEN,
+    TRUNC_LINK, UID, CAPLEN, WIRELEN, IP_TOO_LONG,
 )
 
 V4_MAPPED = np.int64(0xFFFF00000000)  # ::ffff:0:0/96 in the low half
@@ -142,6 +142,126 @@ def _link_to_ip(b, off, end, linktype):
 
 
 @njit(cache=True)
+def _ip_header(b, p, end, wire_end, ver, P, i):
+    """Parse the IP header at p into P's address columns.
+
+    Returns (status, protocol, transport offset, transport length, total length, frag, id);
+    frag: 0 none, 1 first fragment, 2 later fragment.
+    """
+    if ver == 4:
+        if p + 20 > end:
+            return TRUNC_IP, 0, 0, 0, 0, 0, 0
+        ihl = np.int64(b[p] & 15) * 4
+        tot = be16(b, p + 2)
+        avail = wire_end - p
+        if tot == 0:  # TCP segmentation offload on the capturing host
+            tot = avail
+        if (b[p] >> 4) != 4 or ihl < 20 or tot < ihl or p + ihl > end:
+            return BAD_IP, 0, 0, 0, 0, 0, 0
+        if tot > avail:
+            return IP_TOO_LONG, 0, 0, 0, 0, 0, 0
+        fw = be16(b, p + 6)
+        frag = 0
+        if fw & 0x3FFF:
+            frag = 2 if (fw & 0x1FFF) else 1
+        P[i, SRC_HI] = 0
+        P[i, SRC_LO] = V4_MAPPED | be32(b, p + 12)
+        P[i, DST_HI] = 0
+        P[i, DST_LO] = V4_MAPPED | be32(b, p + 16)
+        return OK, np.int64(b[p + 9]), p + ihl, tot - ihl, tot, frag, be16(b, p + 4)
+    if ver == 6:
+        if p + 40 > end:
+            return TRUNC_IP, 0, 0, 0, 0, 0, 0
+        if (b[p] >> 4) != 6:
+            return BAD_IP, 0, 0, 0, 0, 0, 0
+        plen6 = be16(b, p + 4)
+        avail = wire_end - p
+        tot = 40 + plen6 if plen6 > 0 else avail  # 0: jumbogram or offload
+        if tot > avail:
+            return IP_TOO_LONG, 0, 0, 0, 0, 0, 0
+        P[i, SRC_HI] = be64(b, p + 8)
+        P[i, SRC_LO] = be64(b, p + 16)
+        P[i, DST_HI] = be64(b, p + 24)
+        P[i, DST_LO] = be64(b, p + 32)
+        nh = np.int64(b[p + 6])
+        q = p + 40
+        frag = 0
+        while (nh == _EXT_HOP or nh == _EXT_ROUTING or nh == _EXT_FRAG or nh == _EXT_AH
+               or nh == _EXT_DEST or nh == _EXT_MOBILITY):
+            if q + 8 > end:
+                return TRUNC_IP, 0, 0, 0, 0, 0, 0
+            if nh == _EXT_FRAG:
+                fo = be16(b, q + 2)
+                frag = 2 if (fo >> 3) else (1 if fo & 1 else frag)
+                hl = 8
+            elif nh == _EXT_AH:
+                hl = (np.int64(b[q + 1]) + 2) * 4
+            else:
+                hl = (np.int64(b[q + 1]) + 1) * 8
+            nh = np.int64(b[q])
+            q += hl
+        if q - p > tot:
+            return BAD_IP, 0, 0, 0, 0, 0, 0
+        return OK, nh, q, tot - (q - p), tot, frag, be32(b, p) & 0xFFFFF  # flow label as "id"
+    return (BAD_IP if ver >= 0 else NON_IP), 0, 0, 0, 0, 0, 0
+
+
+@njit(cache=True)
+def _gre_inner(b, g, end):
+    """GRE (RFC 2784/2890) and ERSPAN I/II/III: return (inner IP offset, version) or (g, -1)."""
+    if g + 4 > end:
+        return g, -1
+    fl = be16(b, g)
+    if fl & 7:  # version 1 is PPTP's enhanced GRE: not unwrapped
+        return g, -1
+    ptype = be16(b, g + 2)
+    q = g + 4 + (4 if fl & 0x8000 else 0) + (4 if fl & 0x2000 else 0) + (4 if fl & 0x1000 else 0)
+    if ptype == 0x0800:
+        return q, 4
+    if ptype == 0x86DD:
+        return q, 6
+    if ptype == 0x88BE:  # ERSPAN type II has a sequence number and an 8-byte header; type I neither
+        q += 8 if fl & 0x1000 else 0
+    elif ptype == 0x22EB:  # ERSPAN type III: 12 bytes, +8 with the optional subheader
+        if q + 12 > end:
+            return g, -1
+        q += 20 if b[q + 11] & 1 else 12
+    elif ptype != 0x6558:  # transparent Ethernet bridging
+        return g, -1
+    p, ver, status = _link_to_ip(b, q, end, 1)
+    return (p, ver) if status == OK else (g, -1)
+
+
+@njit(cache=True)
+def _udp_tunnel_inner(b, u, end):
+    """VXLAN (4789, cloud traffic mirroring) and GTP-U (2152, mobile core)."""
+    sport, dport = be16(b, u), be16(b, u + 2)
+    q = u + 8
+    if (dport == 4789 or sport == 4789) and q + 8 <= end and (b[q] & 0x08):
+        p, ver, status = _link_to_ip(b, q + 8, end, 1)
+        return (p, ver) if status == OK else (u, -1)
+    if (dport == 2152 or sport == 2152) and q + 8 <= end and (b[q] >> 5) == 1 and b[q + 1] == 0xFF:
+        flags = b[q]
+        p = q + 8
+        if flags & 0x07:
+            if p + 4 > end:
+                return u, -1
+            nxt = np.int64(b[p + 3]) if flags & 0x04 else 0
+            p += 4
+            while nxt != 0:  # extension headers: length in 4-byte units, next type last
+                if p + 1 > end or b[p] == 0:
+                    return u, -1
+                ln = np.int64(b[p]) * 4
+                if p + ln > end:
+                    return u, -1
+                nxt = np.int64(b[p + ln - 1])
+                p += ln
+        ver = _ip_version_of(b, p, end)
+        return (p, ver) if ver == 4 or ver == 6 else (u, -1)
+    return u, -1
+
+
+@njit(cache=True)
 def decode_frame(b, off, caplen, wirelen, linktype, P, i, stats):
     """Decode the frame at b[off:off+caplen] into row i of the batch P."""
     end = off + caplen
@@ -149,19 +269,9 @@ def decode_frame(b, off, caplen, wirelen, linktype, P, i, stats):
     P[i, WIRELEN] = wirelen
     P[i, UID] = NO_UID
     P[i, TRAILER] = -1
-    P[i, FRAG] = 0
-    P[i, SPORT] = 0
-    P[i, DPORT] = 0
-    P[i, FLAGS] = 0
-    P[i, SEQ] = 0
-    P[i, ACK] = 0
-    P[i, PLEN] = 0
-    P[i, PCAP] = 0
+    for c in (FRAG, SPORT, DPORT, FLAGS, SEQ, ACK, PLEN, PCAP, DSIG, IPLEN, PROTO, IPVER):
+        P[i, c] = 0
     P[i, POFF] = end
-    P[i, DSIG] = 0
-    P[i, IPLEN] = 0
-    P[i, PROTO] = 0
-    P[i, IPVER] = 0
     trunc = 1 if caplen < wirelen else 0
     P[i, TRUNC] = trunc
     stats[ST_TRUNCATED] += trunc
@@ -171,104 +281,34 @@ def decode_frame(b, off, caplen, wirelen, linktype, P, i, stats):
         P[i, STATUS] = status
         return
     wire_end = off + wirelen
-    outer = p
-    outer_len = np.int64(0)
-    frag = 0
-    ipid = np.int64(0)
-    proto = np.int64(0)
-    l4 = p
-    l4len = np.int64(0)
-    depth = 0
-    while True:
-        if ver == 4:
-            if p + 20 > end:
-                P[i, STATUS] = TRUNC_IP
-                return
-            if (b[p] >> 4) != 4:
-                P[i, STATUS] = BAD_IP
-                return
-            ihl = np.int64(b[p] & 15) * 4
-            tot = be16(b, p + 2)
-            avail = wire_end - p
-            if tot == 0:  # TCP segmentation offload on the capturing host
-                tot = avail
-            if ihl < 20 or tot < ihl or p + ihl > end:
-                P[i, STATUS] = BAD_IP
-                return
-            if tot > avail:
-                tot = avail
-            fw = be16(b, p + 6)
-            if fw & 0x3FFF:
-                frag = 2 if (fw & 0x1FFF) else 1
-            ipid = be16(b, p + 4)
-            proto = np.int64(b[p + 9])
-            P[i, SRC_HI] = 0
-            P[i, SRC_LO] = V4_MAPPED | be32(b, p + 12)
-            P[i, DST_HI] = 0
-            P[i, DST_LO] = V4_MAPPED | be32(b, p + 16)
-            l4 = p + ihl
-            l4len = tot - ihl
-        elif ver == 6:
-            if p + 40 > end:
-                P[i, STATUS] = TRUNC_IP
-                return
-            if (b[p] >> 4) != 6:
-                P[i, STATUS] = BAD_IP
-                return
-            plen6 = be16(b, p + 4)
-            avail = wire_end - p
-            tot = 40 + plen6 if plen6 > 0 else avail  # 0: jumbogram or offload
-            if tot > avail:
-                tot = avail
-            ipid = be32(b, p) & 0xFFFFF  # flow label stands in for the IPv4 id
-            nh = np.int64(b[p + 6])
-            P[i, SRC_HI] = be64(b, p + 8)
-            P[i, SRC_LO] = be64(b, p + 16)
-            P[i, DST_HI] = be64(b, p + 24)
-            P[i, DST_LO] = be64(b, p + 32)
-            q = p + 40
-            while (nh == _EXT_HOP or nh == _EXT_ROUTING or nh == _EXT_FRAG or nh == _EXT_AH
-                   or nh == _EXT_DEST or nh == _EXT_MOBILITY):
-                if q + 8 > end:
-                    P[i, STATUS] = TRUNC_IP
-                    return
-                if nh == _EXT_FRAG:
-                    fo = be16(b, q + 2)
-                    frag = 2 if (fo >> 3) else (1 if fo & 1 else frag)
-                    hl = 8
-                elif nh == _EXT_AH:
-                    hl = (np.int64(b[q + 1]) + 2) * 4
-                else:
-                    hl = (np.int64(b[q + 1]) + 1) * 8
-                nh = np.int64(b[q])
-                q += hl
-            proto = nh
-            l4 = q
-            l4len = tot - (q - p)
-            if l4len < 0:
-                P[i, STATUS] = BAD_IP
-                return
-        else:
-            P[i, STATUS] = BAD_IP if ver >= 0 else NON_IP
+    outer_end = -1
+    for depth in range(MAX_TUNNEL_DEPTH + 1):
+        status, proto, l4, l4len, tot, frag, ipid = _ip_header(b, p, end, wire_end, ver, P, i)
+        if status != OK:
+            P[i, STATUS] = status
             return
         if depth == 0:
-            outer_len = tot
-            outer = p
-        # IP-in-IP and 6in4: the flow is the inner one; bytes stay the outer packet's
-        if (proto == 4 or proto == 41) and frag == 0 and depth < MAX_TUNNEL_DEPTH:
-            depth += 1
-            p = l4
-            ver = 4 if proto == 4 else 6
-            continue
-        break
-
+            outer_end = p + tot
+        if frag != 0 or depth == MAX_TUNNEL_DEPTH:
+            break
+        # Tunnels and mirror encapsulations: the flow is the inner packet's.
+        if proto == 4 or proto == 41:  # IP-in-IP, 6in4
+            p, ver = l4, (4 if proto == 4 else 6)
+        elif proto == 47:  # GRE, including ERSPAN (remote SPAN)
+            p, ver = _gre_inner(b, l4, end)
+        elif proto == 17 and l4 + 8 <= end:
+            p, ver = _udp_tunnel_inner(b, l4, end)
+        else:
+            break
+        if ver < 0:
+            break
     P[i, IPVER] = ver
     P[i, PROTO] = proto
-    P[i, IPLEN] = outer_len
+    P[i, IPLEN] = tot
     P[i, FRAG] = frag
     if frag:
         stats[ST_FRAGMENTS] += 1
-    _pcapdroid_trailer(b, outer + outer_len, end, P, i, stats)
+    _pcapdroid_trailer(b, outer_end, end, P, i, stats)
     if frag == 2:  # no transport header: counted, attributed to no flow
         P[i, STATUS] = FRAGMENT
         return

@@ -22,7 +22,7 @@ DST_HI = 8
 DST_LO = 9
 SPORT = 10      # transport ports; 0 where the protocol has none (ICMP, like nDPI)
 DPORT = 11
-IPLEN = 12      # IP bytes: total length of the outermost IP header's packet
+IPLEN = 12      # IP bytes: total length of the (innermost, for tunnels) IP packet
 PLEN = 13       # transport payload bytes, from the headers (not what was captured)
 FLAGS = 14      # TCP flags byte
 SEQ = 15        # TCP sequence number
@@ -53,8 +53,9 @@ REASONS = (
     "ip-fragment",
     "truncated-l4-header",
     "bad-l4-header",
+    "ip-length-exceeds-frame",
 )
-OK, BAD_LINKTYPE, TRUNC_LINK, NON_IP, TRUNC_IP, BAD_IP, FRAGMENT, TRUNC_L4, BAD_L4 = range(9)
+OK, BAD_LINKTYPE, TRUNC_LINK, NON_IP, TRUNC_IP, BAD_IP, FRAGMENT, TRUNC_L4, BAD_L4, IP_TOO_LONG = range(10)
 
 # Counters kept per capture next to the reasons (indices into the stats array).
 ST_FRAGMENTS = len(REASONS)        # IP fragments seen (first and later ones)

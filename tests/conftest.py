@@ -1,0 +1,44 @@
+"""Shared fixtures: where the sample and the third-party corpus live, and pcap surgery."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "captures" / "sample_session.pcap"
+SAMPLE_TRUTH = ROOT / "captures" / "sample_session.truth.json"
+CORPUS = ROOT.parent / "shared" / "corpus" / "ndpi"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "truth_flows.csv").exists():
+        pytest.skip(f"third-party corpus not found at {CORPUS} (it lives beside the project, never in it)")
+    return CORPUS
+
+
+def pcap_records(path: Path) -> tuple[bytes, list[bytes]]:
+    """Split a little-endian classic pcap into its global header and raw records."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1", "helper handles little-endian microsecond pcaps"
+    header, pos, records = data[:24], 24, []
+    while pos < len(data):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        records.append(data[pos:pos + 16 + incl])
+        pos += 16 + incl
+    return header, records
+
+
+def write_records(path: Path, header: bytes, records: list[bytes]) -> Path:
+    path.write_bytes(header + b"".join(records))
+    return path
+
+
+def split_pcap(path: Path, cuts: list[int], out_dir: Path) -> list[Path]:
+    """Write the records of `path` into consecutive files cut before the given record indices."""
+    header, records = pcap_records(path)
+    bounds = [0, *cuts, len(records)]
+    return [write_records(out_dir / f"part{k}.pcap", header, records[a:b])
+            for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]

@@ -1,0 +1,76 @@
+"""The bundled synthetic capture reproduces its generator's ground truth exactly."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import flowscope
+from conftest import SAMPLE, SAMPLE_TRUTH
+
+COUNTS = ("pkts_orig", "pkts_resp", "bytes_orig", "bytes_resp", "payload_bytes_orig", "payload_bytes_resp")
+
+
+@pytest.fixture(scope="module")
+def result():
+    return flowscope.analyze(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return json.loads(SAMPLE_TRUTH.read_text())
+
+
+def _ours(result, t):
+    f = result.flows
+    hit = f[(f.l4 == t["l4"]) & (f.orig_ip == t["orig_ip"]) & (f.orig_port == t["orig_port"])
+            & (f.resp_ip == t["resp_ip"]) & (f.resp_port == t["resp_port"])]
+    assert len(hit) == 1, f"expected one flow for {t['l4']} {t['orig_ip']}:{t['orig_port']} -> {t['resp_ip']}:{t['resp_port']}"
+    return hit.iloc[0]
+
+
+def test_flow_count_and_packets(result, truth):
+    assert len(result.flows) == truth["flows_total"]
+    cap = result.summary["captures"][0]
+    assert cap["packets_read"] == truth["packets_total"]
+    assert cap["packets_decoded"] == truth["packets_total"]
+    assert cap["pcapdroid_trailers"] == truth["packets_with_trailer"]
+    assert cap["sha256"] == truth["capture_sha256"]
+    assert cap["error"] is None
+
+
+def test_every_flow_matches_truth(result, truth):
+    for t in truth["flows"]:
+        row = _ours(result, t)
+        for col in COUNTS:
+            assert row[col] == t[col], (col, t)
+        assert row.ts_start == pd.Timestamp(t["ts_start"]), t
+        assert row.ts_end == pd.Timestamp(t["ts_end"]), t
+
+
+def test_handshake_rtt(result, truth):
+    for t in truth["flows"]:
+        row = _ours(result, t)
+        if t.get("rtt_ms") is None:
+            assert pd.isna(row.rtt_ms), t
+        else:
+            assert row.rtt_ms == pytest.approx(t["rtt_ms"], abs=1e-3)
+            assert row.rtt_source == "syn/syn-ack"
+
+
+def test_app_attribution_from_trailer(result, truth):
+    for t in truth["flows"]:
+        row = _ours(result, t)
+        if t["app_uid"] is None:
+            assert pd.isna(row.app_uid)
+        else:
+            assert row.app_uid == t["app_uid"]
+            assert (row.app or "") == t["app"]
+
+
+def test_tcp_states_of_closed_chat(result, truth):
+    chat = [t for t in truth["flows"] if t["service"] == "whatsapp.chat" and t["resp_port"] == 5222]
+    row = _ours(result, chat[0])
+    assert row.tcp_state == "SF"
+    assert row.end_reason == "fin"
