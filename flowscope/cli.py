@@ -39,10 +39,10 @@ def _settings(args):
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _run_with_progress(paths, settings, show: bool):
+def _run_with_progress(paths, settings, show: bool, hashes):
     from flowscope.pipeline import run
     if not show:
-        return run(paths, settings)
+        return run(paths, settings, hashes=hashes)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
     sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
     done = [0] * len(paths)
@@ -53,16 +53,18 @@ def _run_with_progress(paths, settings, show: bool):
         def on_progress(k, pos):
             done[k] = pos
             bar.update(task, completed=sum(done))
-        return run(paths, settings, on_progress=on_progress)
+        return run(paths, settings, on_progress=on_progress, hashes=hashes)
 
 
 def cmd_analyze(args) -> int:
+    from flowscope import hashing
+    hashes = hashing.start(args.captures)  # overlaps with the imports below
     from flowscope import AnalysisResult
     settings = _settings(args)
     out = Path(args.out)
     total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
     show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
-    flows, captures = _run_with_progress(args.captures, settings, show)
+    flows, captures = _run_with_progress(args.captures, settings, show, hashes)
     result = AnalysisResult(flows=flows, captures=captures, settings=settings)
     result.write(out, force=args.force)
     for err in result.errors:

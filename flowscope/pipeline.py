@@ -7,15 +7,14 @@ was read before the failure, and the other files are still analysed.
 """
 from __future__ import annotations
 
-import hashlib
 import lzma
-import threading
 import zlib
 from typing import Callable, Iterable
 
 import numpy as np
 
 from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
+from flowscope import hashing
 from flowscope.errors import CaptureError
 from flowscope.flows.finalize import to_dataframe
 from flowscope.flows.layout import PART
@@ -27,22 +26,6 @@ from flowscope.sources import CaptureStats, open_capture
 EXPIRE_EVERY_BATCHES = 64
 EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
 BatchConsumer = Callable[[np.ndarray, np.ndarray, int], None]  # (buffer, P[:n], capture index)
-
-
-def sha256_in_background(path: str, capture: CaptureStats) -> threading.Thread:
-    """Hash the file on the other core while this one parses it (hashlib releases the GIL)."""
-    def run():
-        h = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(4 << 20):
-                    h.update(chunk)
-            capture.sha256 = h.hexdigest()
-        except OSError:
-            capture.sha256 = None
-    t = threading.Thread(target=run, name=f"sha256:{path}", daemon=True)
-    t.start()
-    return t
 
 
 def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -99,10 +82,13 @@ def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -
 
 
 def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer] = (),
-        on_progress: Callable[[int, int], None] | None = None):
-    """Analyse `paths`; return (flows DataFrame, list of CaptureStats)."""
+        on_progress: Callable[[int, int], None] | None = None, hashes: dict | None = None):
+    """Analyse `paths`; return (flows DataFrame, list of CaptureStats).
+
+    `hashes` may hold hashing.start(paths) begun earlier (the CLI starts it before imports).
+    """
     captures = [CaptureStats(path=str(p)) for p in paths]
-    hashers = [sha256_in_background(str(p), c) for p, c in zip(paths, captures)]
+    hashes = hashes or hashing.start(paths)
     parts = []
     for k, (path, cap) in enumerate(zip(paths, captures)):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
@@ -120,6 +106,6 @@ def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer]
             if apps.get(uid) is None:
                 apps[uid] = name
     flows = to_dataframe(merged, [str(p) for p in paths], apps)
-    for t in hashers:
-        t.join()
+    for cap in captures:
+        cap.sha256 = hashes[cap.path].result()
     return flows, captures

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from flowscope.errors import UsageError
-from flowscope.flows.layout import TO_OTHER, TO_TCP, TO_TCP_CLOSED, TO_UDP
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,10 @@ class Settings:
         if self.batch_packets < 1:
             raise UsageError("settings: batch_packets must be >= 1")
 
-    def timeouts_ns(self) -> np.ndarray:
+    def timeouts_ns(self):
+        import numpy as np
+
+        from flowscope.flows.layout import TO_OTHER, TO_TCP, TO_TCP_CLOSED, TO_UDP
         t = np.zeros(4, dtype=np.int64)
         t[TO_TCP] = int(self.tcp_idle_s * 1e9)
         t[TO_TCP_CLOSED] = int(self.tcp_closed_s * 1e9)

@@ -401,15 +401,23 @@ def write_pcapng(path, sections: Iterable[Section] | Section) -> Path:
 
 # --- cross-check ------------------------------------------------------------------------
 
-def tshark_times(path) -> list[int] | None:
-    """Timestamps (ns) of every packet as tshark reads `path`, or None without tshark.
+def tshark_times(path) -> list[int | None] | None:
+    """Timestamps (ns) of the packets tshark reads in `path` (None for a packet without
+    one, e.g. a pcapng simple packet block), or None when tshark is not installed.
 
-    Raises AssertionError (with tshark's stderr) if tshark cannot read the file."""
+    Blocks that Wireshark shows as frames but that carry no packet (pcapng custom blocks)
+    are left out. Raises AssertionError, with tshark's message, if it cannot read the file."""
     exe = shutil.which("tshark")
     if exe is None:
         return None
-    proc = subprocess.run([exe, "-n", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
+    proc = subprocess.run([exe, "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t",
+                           "-e", "frame.encap_type", "-e", "frame.time_epoch"],
                           capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"tshark cannot read {path}: {proc.stderr.strip()}")
-    return [int(Decimal(line) * _NS) for line in proc.stdout.split()]
+    times: list[int | None] = []
+    for line in proc.stdout.splitlines():
+        encap, _, epoch = line.partition("\t")
+        if encap.strip():
+            times.append(int(Decimal(epoch) * _NS) if epoch.strip() else None)
+    return times

@@ -379,5 +379,10 @@ def _transport(b, l4, l4len, end, proto, ipid, P, i):
     P[i, POFF] = poff
     cap = end - poff
     P[i, PCAP] = 0 if cap < 0 else (plen if cap > plen else cap)
-    P[i, DSIG] = (ipid & 0xFFFF) | (cks << 16) | ((l4len & 0xFFFF) << 32) | ((P[i, SEQ] & 0x7FFF) << 48)
+    # Duplicate signature: what a mirror copy keeps and a new packet changes (not the TTL).
+    # Checksums are zero in many host captures (offload), hence seq/ack/flags as well.
+    sig = (ipid << 16) ^ cks ^ (l4len << 40)
+    sig = (sig ^ P[i, SEQ]) * np.int64(-7046029254386353131)
+    sig = (sig ^ (P[i, ACK] << 8) ^ P[i, FLAGS]) * np.int64(-4658895280553007687)
+    P[i, DSIG] = sig ^ (sig >> 31)
     return OK

@@ -12,7 +12,7 @@ import pandas as pd
 from flowscope import schema
 from flowscope.decode.layout import NO_UID
 from flowscope.flows.layout import (
-    ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, FIN, FIRST_ANY,
+    ACK_TS, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, FIN, FIRST_ANY,
     FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST_ANY, ND, NONE, ORIG_IS_A, PAYLOAD,
     PKTS, RST, SYN, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
@@ -24,31 +24,30 @@ FLAG_STRINGS = np.array(["".join(_FLAG_LETTERS[k] for k in range(8) if v >> k & 
 _V4_MAPPED_HI32 = 0xFFFF
 
 
-def _ip_text(hi: int, lo: int, cache: dict) -> str:
+def _address(hi: int, lo: int, cache: dict) -> tuple[str, bytes]:
+    """(text, packed bytes) of a 128-bit address; IPv4-mapped halves become IPv4."""
     key = (hi, lo)
-    text = cache.get(key)
-    if text is None:
+    got = cache.get(key)
+    if got is None:
         uhi, ulo = hi & 0xFFFFFFFFFFFFFFFF, lo & 0xFFFFFFFFFFFFFFFF
         if uhi == 0 and ulo >> 32 == _V4_MAPPED_HI32:
-            text = str(ipaddress.IPv4Address(ulo & 0xFFFFFFFF))
+            packed = (ulo & 0xFFFFFFFF).to_bytes(4, "big")
         else:
-            text = str(ipaddress.IPv6Address(uhi << 64 | ulo))
-        cache[key] = text
-    return text
+            packed = uhi.to_bytes(8, "big") + ulo.to_bytes(8, "big")
+        got = cache[key] = (str(ipaddress.ip_address(packed)), packed)
+    return got
 
 
-def _packed(text: str) -> bytes:
-    return ipaddress.ip_address(text).packed
+def community_id(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> str | None:
+    """Community ID v1 (corelight/community-id-spec), seed 0, from packed addresses.
 
-
-def community_id(proto: int, sip: str, sport: int, dip: str, dport: int) -> str | None:
-    """Community ID v1 (corelight/community-id-spec), seed 0; None for portless protocols."""
+    None for protocols without ports (ICMP needs type/code, which the flow table does not keep).
+    """
     if proto not in (6, 17, 132):
         return None
-    s, d = _packed(sip), _packed(dip)
-    if (s, sport) > (d, dport):
-        s, d, sport, dport = d, s, dport, sport
-    data = struct.pack("!H", 0) + s + d + struct.pack("!BBHH", proto, 0, sport, dport)
+    if (src, sport) > (dst, dport):
+        src, dst, sport, dport = dst, src, dport, sport
+    data = b"\0\0" + src + dst + struct.pack("!BBHH", proto, 0, sport, dport)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
@@ -76,8 +75,9 @@ def to_dataframe(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pd
     r_hi = np.where(a_orig, R[:, K_BHI], R[:, K_AHI])
     r_lo = np.where(a_orig, R[:, K_BLO], R[:, K_ALO])
     cache: dict = {}
-    orig_ip = [_ip_text(h, lo, cache) for h, lo in zip(o_hi.tolist(), o_lo.tolist())]
-    resp_ip = [_ip_text(h, lo, cache) for h, lo in zip(r_hi.tolist(), r_lo.tolist())]
+    orig = [_address(h, lo, cache) for h, lo in zip(o_hi.tolist(), o_lo.tolist())]
+    resp = [_address(h, lo, cache) for h, lo in zip(r_hi.tolist(), r_lo.tolist())]
+    orig_ip, resp_ip = [a[0] for a in orig], [a[0] for a in resp]
     orig_port = np.where(a_orig, ports_a, ports_b)
     resp_port = np.where(a_orig, ports_b, ports_a)
     proto = R[:, K_PROTO] & 0xFF
@@ -96,8 +96,8 @@ def to_dataframe(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pd
     has_uid = uid != NO_UID
     cols = {
         "flow_id": np.arange(len(R), dtype=np.int64),
-        "community_id": [community_id(p, s, sp, d, dp) for p, s, sp, d, dp in
-                         zip(proto.tolist(), orig_ip, orig_port.tolist(), resp_ip, resp_port.tolist())],
+        "community_id": [community_id(p, s[1], sp, d[1], dp) for p, s, sp, d, dp in
+                         zip(proto.tolist(), orig, orig_port.tolist(), resp, resp_port.tolist())],
         "capture": np.array(captures, dtype=object)[R[:, CAPTURE]] if len(R) else [],
         "ts_start": pd.to_datetime(R[:, FIRST_ANY], unit="ns", utc=True),
         "ts_end": pd.to_datetime(R[:, LAST_ANY], unit="ns", utc=True),
