@@ -18,7 +18,8 @@ Traffic mix (fractions of flows):
     22, 8443); ~1 % of all flows start mid-stream with a server packet
     (no SYN seen).
   *  5 % UDP/53 DNS: one query and one response in valid DNS wire format.
-  * 31 % other UDP (QUIC on 443, STUN/RTP-like on 3478, assorted ports).
+  * 31 % other UDP (QUIC on 443; 3478 flows that open with a STUN Binding
+    request/response, then RTP-sized datagrams; assorted ports).
   * 10 % of all flows are IPv6.
 TCP flows have SYN / SYN-ACK / ACK, data with consistent sequence and
 acknowledgement numbers, and (mostly) a FIN / FIN / ACK close; some end with
@@ -29,7 +30,7 @@ Packet sizes on the wire range from 54 B (bare IPv4 TCP ACK; 66 B with the
 timestamp option, 74/86 B over IPv6) up to 1514 B; the mean is ~800 B
 (797 B for the default file). Payload bytes after the crafted prefixes are
 random, so Wireshark's heuristic dissectors flag a few packets on well-known
-ports (80/8080, 3478) as malformed application data; all IPv4, TCP and UDP
+ports (80/8080, 5222, 3478) as malformed application data; all IPv4, TCP and UDP
 checksums are valid.
 
 A JSON sidecar ``<out>.json`` records the options and the ground truth
@@ -113,7 +114,7 @@ TCP_OTHER_PORTS = [  # (port, weight, org weights meta/google/cloudflare/aws/oth
     (22, 0.05, [0, 0, 0, 0.5, 0.5]),
     (8443, 0.10, [0.2, 0.2, 0.2, 0.2, 0.2]),
 ]
-UDP_OTHER_PORTS = [(51820, 0.3), (27015, 0.2), (4500, 0.2), (3074, 0.1), (9993, 0.1), (1194, 0.1)]
+UDP_OTHER_PORTS = [(51820, 0.3), (27015, 0.2), (4500, 0.2), (3074, 0.1), (9993, 0.1), (30000, 0.1)]
 
 
 def ip4_int(s: str) -> int:
@@ -190,6 +191,32 @@ def dns_response(txid: int, name: str, qtype: int, answers: list[bytes], ttl: in
     for rdata in an:
         out += struct.pack("!HHHIH", 0xC00C, qtype, 1, ttl, len(rdata)) + rdata
     return out + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+
+
+STUN_MAGIC = 0x2112A442
+
+
+def _stun(msg_type: int, txid: bytes, attrs: bytes) -> bytes:
+    """STUN message (RFC 5389) with a FINGERPRINT attribute appended."""
+    import zlib
+    hdr = struct.pack("!HHI", msg_type, len(attrs) + 8, STUN_MAGIC) + txid
+    crc = (zlib.crc32(hdr + attrs) ^ 0x5354554E) & 0xFFFFFFFF
+    return hdr + attrs + struct.pack("!HHI", 0x8028, 4, crc)
+
+
+def stun_binding_request(txid: bytes) -> bytes:
+    sw = b"flowscope-bench"
+    pad = b"\x00" * (-len(sw) % 4)
+    return _stun(0x0001, txid, struct.pack("!HH", 0x8022, len(sw)) + sw + pad)
+
+
+def stun_binding_response(txid: bytes, addr: bytes, port: int) -> bytes:
+    """Binding success response with XOR-MAPPED-ADDRESS = addr:port."""
+    xport = port ^ (STUN_MAGIC >> 16)
+    key = struct.pack("!I", STUN_MAGIC) + txid
+    xaddr = bytes(a ^ k for a, k in zip(addr, key))
+    fam = 1 if len(addr) == 4 else 2
+    return _stun(0x0101, txid, struct.pack("!HHBBH", 0x0020, 4 + len(addr), 0, fam, xport) + xaddr)
 
 
 def http_get(host: str, path: str) -> bytes:
@@ -485,6 +512,17 @@ def build(n_packets: int, n_flows: int, seed: int, duration: float):
         spec[r] = len(specials); specials.append(q); plen[r] = len(q)
         spec[r + 1] = len(specials); specials.append(resp); plen[r + 1] = len(resp)
 
+    stun_f = np.flatnonzero(kind == K_STUN)
+    nat_v4 = ip4_int("198.51.100.7").to_bytes(4, "big")  # public address the client is seen as
+    for f in stun_f.tolist():
+        txid = rng.bytes(12)
+        mapped = cli_v6[cidx[f]].tobytes() if v6[f] else nat_v4
+        req = stun_binding_request(txid)
+        resp = stun_binding_response(txid, mapped, int(cport[f]))
+        r = starts[f]
+        spec[r] = len(specials); specials.append(req); plen[r] = len(req)
+        spec[r + 1] = len(specials); specials.append(resp); plen[r + 1] = len(resp)
+
     # ---- L4 header length per packet
     syn_p = (flags & SYN) != 0
     l4len = np.where(tcp_p, np.where(syn_p, tcph_syn[fid], tcph_data[fid]), 8)
@@ -531,6 +569,7 @@ def build(n_packets: int, n_flows: int, seed: int, duration: float):
         "flows_tls_clienthello": len(tls_f),
         "flows_dns": len(dns_f),
         "flows_http_get": len(http_f),
+        "flows_stun_binding": len(stun_f),
         "concurrent_flows_mean": round(float(active.mean()), 1),
         "concurrent_flows_max": int(active.max()),
         "largest_flow_packets": int(npk.max()),

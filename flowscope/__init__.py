@@ -23,7 +23,7 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
 @dataclass
 class AnalysisResult:
     """What `analyze` returns: the flow table and per-capture statistics."""
-    flows: "pandas.DataFrame"  # noqa: F821
+    flows: "pandas.DataFrame"  # noqa: F821 - pandas is imported lazily
     captures: list
     settings: Settings = field(default_factory=Settings)
 

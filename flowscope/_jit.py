@@ -21,7 +21,8 @@ def configure_cache() -> None:
     import numba
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    compiled = [p for d in ("decode", "sources", "flows") for p in (root / d).rglob("*.py")]
+    for path in sorted(compiled + [Path(__file__)]):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     base = os.environ.get("FLOWSCOPE_CACHE_DIR") or os.path.join(

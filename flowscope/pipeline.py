@@ -8,6 +8,7 @@ was read before the failure, and the other files are still analysed.
 from __future__ import annotations
 
 import lzma
+import threading
 import zlib
 from typing import Callable, Iterable
 
@@ -16,7 +17,6 @@ import numpy as np
 from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
 from flowscope import hashing
 from flowscope.errors import CaptureError
-from flowscope.flows.finalize import to_dataframe
 from flowscope.flows.layout import PART
 from flowscope.flows.merge import merge_parts
 from flowscope.flows.table import FlowTable
@@ -26,6 +26,11 @@ from flowscope.sources import CaptureStats, open_capture
 EXPIRE_EVERY_BATCHES = 64
 EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
 BatchConsumer = Callable[[np.ndarray, np.ndarray, int], None]  # (buffer, P[:n], capture index)
+
+
+def _import_table_libraries() -> None:
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
 
 def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -64,6 +69,8 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
                 on_progress(reader.stream.position())
     except CaptureError as exc:
         capture.error = str(exc)
+        if capture.compression and capture.compression not in capture.error:
+            capture.error += f" (in {capture.compression}-compressed data)"
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         capture.error = f"{path}: corrupt or unreadable data: {exc}"
     table.flush()
@@ -89,6 +96,8 @@ def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer]
     """
     captures = [CaptureStats(path=str(p)) for p in paths]
     hashes = hashes or hashing.start(paths)
+    # The compiled walk releases the GIL: import the table libraries meanwhile.
+    threading.Thread(target=_import_table_libraries, daemon=True).start()
     parts = []
     for k, (path, cap) in enumerate(zip(paths, captures)):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
@@ -105,6 +114,7 @@ def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer]
         for uid, name in cap.apps.items():
             if apps.get(uid) is None:
                 apps[uid] = name
+    from flowscope.flows.finalize import to_dataframe  # pandas: imported while parsing
     flows = to_dataframe(merged, [str(p) for p in paths], apps)
     for cap in captures:
         cap.sha256 = hashes[cap.path].result()

@@ -30,6 +30,7 @@ Blocks are written in the order the methods are called (an interface's IDB where
 from __future__ import annotations
 
 import ipaddress
+import numbers
 import shutil
 import struct
 import subprocess
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 __all__ = [
-    "PCAPDROID_MAGIC", "PCAPDROID_PEN", "Section", "ethernet", "icmp", "ipv4", "ipv6", "loop",
+    "PCAPDROID_MAGIC", "PCAPDROID_PEN", "Section", "ethernet", "icmp", "inet_checksum", "ipv4", "ipv6", "loop",
     "null_loopback", "pcap_bytes", "pcapdroid_frame", "pcapng_bytes", "ppp", "sll", "sll2",
     "tcp", "tshark_times", "udp", "write_pcap", "write_pcapng",
 ]
@@ -220,9 +221,9 @@ def pcapdroid_frame(ip_packet: bytes, uid: int, app_name: str) -> bytes:
 # --- timestamps -------------------------------------------------------------------------
 
 def _ns(ts) -> int:
-    """int -> ns as is; float -> seconds."""
-    if isinstance(ts, int):
-        return ts
+    """An integer (Python or numpy) is ns; a float is seconds."""
+    if isinstance(ts, numbers.Integral):
+        return int(ts)
     return int(Decimal(repr(float(ts))) * _NS)
 
 

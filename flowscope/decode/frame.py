@@ -293,15 +293,16 @@ def decode_frame(b, off, caplen, wirelen, linktype, P, i, stats):
             break
         # Tunnels and mirror encapsulations: the flow is the inner packet's.
         if proto == 4 or proto == 41:  # IP-in-IP, 6in4
-            p, ver = l4, (4 if proto == 4 else 6)
+            inner, inner_ver = l4, (4 if proto == 4 else 6)
         elif proto == 47:  # GRE, including ERSPAN (remote SPAN)
-            p, ver = _gre_inner(b, l4, end)
+            inner, inner_ver = _gre_inner(b, l4, end)
         elif proto == 17 and l4 + 8 <= end:
-            p, ver = _udp_tunnel_inner(b, l4, end)
+            inner, inner_ver = _udp_tunnel_inner(b, l4, end)
         else:
             break
-        if ver < 0:
+        if inner_ver < 0:
             break
+        p, ver = inner, inner_ver
     P[i, IPVER] = ver
     P[i, PROTO] = proto
     P[i, IPLEN] = tot
@@ -375,6 +376,8 @@ def _transport(b, l4, l4len, end, proto, ipid, P, i):
         poff = l4
     if plen < 0:
         plen = 0
+    if poff > end:  # headers or options reach past the capture: no payload captured
+        poff = end
     P[i, PLEN] = plen
     P[i, POFF] = poff
     cap = end - poff

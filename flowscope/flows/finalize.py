@@ -14,7 +14,7 @@ from flowscope.decode.layout import NO_UID
 from flowscope.flows.layout import (
     ACK_TS, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, FIN, FIRST_ANY,
     FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST_ANY, ND, NONE, ORIG_IS_A, PAYLOAD,
-    PKTS, RST, SYN, SYN_TS, SYNACK_TS, TCPFLAGS,
+    PKTS, RST, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
 
 L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 132: "sctp", 136: "udplite"}

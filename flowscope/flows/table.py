@@ -195,7 +195,7 @@ def _account(T, r, P, i, d, dedup_ns):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture):
     """Account packets P[start:n]; finished flows are copied to `out`.
 
@@ -245,7 +245,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
     return n, n_out, OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sweep(T, index, free, S, now, timeouts, slack, out, force):
     """Emit flows idle for longer than timeout + slack at time `now`, or all if force."""
     n_out = 0
@@ -262,7 +262,7 @@ def sweep(T, index, free, S, now, timeouts, slack, out, force):
     return n_out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reindex(T, index):
     m = len(index) - 1
     for r in range(len(T)):

@@ -5,9 +5,6 @@ filling P[:n]. Compression (gzip, bzip2, xz) is detected by magic and undone on 
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 from dataclasses import dataclass, field
 
@@ -16,12 +13,11 @@ import numpy as np
 from flowscope.decode.layout import REASONS, new_stats
 from flowscope.errors import CaptureError
 from flowscope.sources.pcap import MAGICS, PcapReader
+from flowscope.sources.decompress import Decompressed
 from flowscope.sources.pcapng import PcapngReader
 from flowscope.sources.stream import ByteStream
 
-COMPRESSION_MAGICS = {b"\x1f\x8b": ("gzip", gzip.GzipFile),
-                      b"BZh": ("bzip2", bz2.BZ2File),
-                      b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile)}
+COMPRESSION_MAGICS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
@@ -65,17 +61,16 @@ def open_capture(path: str, capture: CaptureStats):
         raw.close()
         raise CaptureError(path, "empty file")
     fileobj = raw
-    for magic, (name, opener) in COMPRESSION_MAGICS.items():
+    for magic, name in COMPRESSION_MAGICS.items():
         if head.startswith(magic):
             capture.compression = name
-            fileobj = opener(raw)
+            fileobj = Decompressed(raw, name)
             break
     stream = ByteStream(fileobj, raw)
-    try:
-        stream.fill(8)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise CaptureError(path, f"corrupt {capture.compression} data: {exc}") from None
+    stream.fill(8)
     inner = stream.tail()[:4]
+    if len(inner) < 4 and stream.error:
+        raise CaptureError(path, f"{capture.compression}: {stream.error}")
     if len(inner) < 4:
         raise CaptureError(path, f"truncated file ({len(inner)} bytes): too short for a capture header")
     if inner == PCAPNG_MAGIC:

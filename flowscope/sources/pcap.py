@@ -35,7 +35,7 @@ def rd32(b, o, big):
     return (np.int64(b[o + 3]) << 24) | (np.int64(b[o + 2]) << 16) | (np.int64(b[o + 1]) << 8) | np.int64(b[o])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcap(b, pos, end, big, ns_per_tick, hdr_len, linktype, P, cap, stats):
     n = 0
     while n < cap:
@@ -89,6 +89,8 @@ class PcapReader:
                 incl = struct.unpack_from(">I" if self.big else "<I", s.buf, pos + 8)[0]
                 raise CaptureError(self.path, f"absurd record length {incl} bytes at offset {s.offset + pos}")
             if s.eof:
+                if s.error:
+                    raise CaptureError(self.path, s.error)
                 left = s.end - s.start
                 if left:
                     raise CaptureError(self.path, f"truncated last record at offset {s.offset + s.start} "

@@ -73,13 +73,15 @@ def _comment_uid(b, o, oend, big):
     return NO_UID
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcapng(b, pos, end, big, if_link, if_mode, if_exp, if_off, n_if, last_ts, P, cap, stats):
     n = 0
     while n < cap:
         if pos + 12 > end:
             return pos, n, NEED_MORE, last_ts
         btype = rd32(b, pos, big)
+        if btype == SHB:  # may switch the byte order: Python reads its length
+            return pos, n, PY_BLOCK, last_ts
         blen = rd32(b, pos + 4, big)
         if blen < 12 or (blen & 3) or blen > MAX_BLOCK:
             return pos, n, BAD_BLOCK, last_ts
@@ -163,6 +165,8 @@ class PcapngReader:
                 raise CaptureError(self.path, f"bad block length {blen} for block type 0x{btype:08X} "
                                               f"at offset {s.offset + pos}")
             if s.eof:
+                if s.error:
+                    raise CaptureError(self.path, s.error)
                 if s.end - s.start:
                     raise CaptureError(self.path, f"truncated last block at offset {s.offset + s.start} "
                                                   f"({s.end - s.start} bytes of an incomplete block)")
@@ -200,7 +204,7 @@ class PcapngReader:
         if s.end - s.start < blen:
             s.fill(blen)
             if s.end - s.start < blen:
-                raise CaptureError(self.path, f"truncated last block at offset {s.offset + s.start}")
+                raise CaptureError(self.path, s.error or f"truncated last block at offset {s.offset + s.start}")
         body = bytes(s.buf[s.start + 8:s.start + blen - 4])
         if btype == IDB:
             self._interface(body)
@@ -228,11 +232,14 @@ class PcapngReader:
                 if mode == 1 and exp > 62:
                     raise CaptureError(self.path, f"unsupported if_tsresol 2^-{exp}")
             elif code == 14 and len(val) == 8:
-                off_ns = struct.unpack(o + "q", val)[0] * 1_000_000_000
-        self.if_link = np.append(self.if_link, link)
-        self.if_mode = np.append(self.if_mode, mode)
-        self.if_exp = np.append(self.if_exp, exp)
-        self.if_off = np.append(self.if_off, off_ns)
+                off_s = struct.unpack(o + "q", val)[0]
+                if abs(off_s) > 4_000_000_000:  # beyond year 2096: ns would overflow int64
+                    raise CaptureError(self.path, f"absurd if_tsoffset {off_s} s")
+                off_ns = off_s * 1_000_000_000
+        self.if_link = np.append(self.if_link, np.int64(link))
+        self.if_mode = np.append(self.if_mode, np.int64(mode))
+        self.if_exp = np.append(self.if_exp, np.int64(exp))
+        self.if_off = np.append(self.if_off, np.int64(off_ns))
         self.capture.link_types.add(link)
         self.capture.interfaces += 1
 
@@ -258,7 +265,8 @@ class PcapngReader:
         uid, pkg_len, app_len = struct.unpack_from(o + "iBB", body, 8)
         pkg = body[14:14 + pkg_len].decode("utf-8", "replace")
         app = body[14 + pkg_len:14 + pkg_len + app_len].decode("utf-8", "replace")
-        self.capture.apps.setdefault(uid, app or pkg)
+        if self.capture.apps.get(uid) is None:  # the map may follow the packets it names
+            self.capture.apps[uid] = app or pkg
         self.capture.packages.setdefault(uid, pkg)
 
 

@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 
+from flowscope.sources.decompress import ERRORS
+
 CHUNK_BYTES = 1 << 20
 
 
@@ -24,6 +26,7 @@ class ByteStream:
         self.end = 0             # end of valid data in buf
         self.offset = 0          # file offset (decompressed) of buf[0]
         self.eof = False
+        self.error: str | None = None   # set when the decompressor fails mid-stream
 
     def fill(self, need: int = 0) -> None:
         """Keep buf[start:end], read at least one more chunk (or to EOF); need = bytes wanted."""
@@ -40,7 +43,12 @@ class ByteStream:
         view = memoryview(self.buf)
         limit = max(need, keep + self.chunk)
         while self.end < limit:
-            got = self._f.readinto(view[self.end:limit])
+            try:
+                got = self._f.readinto(view[self.end:limit])
+            except ERRORS as exc:
+                # Keep what was decompressed before the damage; the reader reports it at EOF.
+                self.error = f"corrupt or truncated compressed data after {self.offset + self.end} bytes: {exc}"
+                got = 0
             if not got:
                 self.eof = True
                 break

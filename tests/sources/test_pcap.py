@@ -133,8 +133,11 @@ def test_many_packets_across_batches(tmp_path):
 
 def test_record_larger_than_the_read_chunk(tmp_path, monkeypatch):
     """A record that does not fit in the first read is completed by the next fill."""
-    from flowscope.sources import stream
-    monkeypatch.setattr(stream.ByteStream.__init__, "__defaults__", (64,))  # chunk=64 bytes
+    import functools
+
+    import flowscope.sources
+    from flowscope.sources.stream import ByteStream
+    monkeypatch.setattr(flowscope.sources, "ByteStream", functools.partial(ByteStream, chunk=64))
     big = t.ethernet(t.ipv4("192.0.2.1", "198.51.100.2", 17, t.udp(1, 2, bytes(3000))))
     path = t.write_pcap(tmp_path / "capture", [(T0, udp_frame(0)), (T0 + 1, big), (T0 + 2, udp_frame(2))],
                         nanosecond=True)
