@@ -13,11 +13,11 @@ import numpy as np
 from numba import njit
 
 from flowscope.flows.layout import (
-    ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_REASON, FIRST, FIRST_ANY,
+    ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_IDLE, END_REASON, FIRST, FIRST_ANY,
     FIRST_PURE_SYN, FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
     NONE, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
-from flowscope.flows.table import is_closed, timeout_of
+from flowscope.flows.table import end_reason_of, is_closed, timeout_of
 from flowscope.decode.layout import NO_UID
 
 _SUM = (PKTS, BYTES, PAYLOAD, FRAME)
@@ -55,8 +55,9 @@ def _absorb(M, m, R, b):
         M[m, FIRST_ANY] = R[b, FIRST_ANY]
     if R[b, LAST_ANY] > M[m, LAST_ANY]:
         M[m, LAST_ANY] = R[b, LAST_ANY]
-    M[m, END_REASON] = R[b, END_REASON]
     M[m, OPEN_AT_END] = R[b, OPEN_AT_END]
+    # FIN from one side in each part: only the merged flags show the close
+    M[m, END_REASON] = end_reason_of(M, m, END_EOF if R[b, OPEN_AT_END] else END_IDLE)
 
 
 @njit(cache=True)

@@ -122,3 +122,14 @@ def test_port_reuse_after_close_starts_a_new_flow(tmp_path):
     assert len(flows) == 2
     assert list(flows.end_reason) == ["fin", "fin"]
     assert flows.iloc[0].pkts_orig == flows.iloc[1].pkts_orig == chat.pkts_orig
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=1036), min_size=1, max_size=6, unique=True))
+def test_any_split_merges_exactly(tmp_path_factory, cuts):
+    whole = flowscope.analyze(SAMPLE).flows
+    parts = split_pcap(SAMPLE, sorted(cuts), tmp_path_factory.mktemp("cut"))
+    pd.testing.assert_frame_equal(_frame(flowscope.analyze(parts).flows), _frame(whole))
