@@ -800,7 +800,7 @@ def main(argv=None) -> int:
     print(f"  packets      {n:,}")
     print(f"  flows        {truth['flows']:,}  (ipv6 {truth['flows_ipv6']:,}, tcp {truth['flows_tcp']:,}, "
           f"udp {truth['flows_udp']:,}, mid-stream {truth['flows_midstream']:,})")
-    print(f"  by kind      " + ", ".join(f"{k} {v:,}" for k, v in truth["flows_by_kind"].items()))
+    print("  by kind      " + ", ".join(f"{k} {v:,}" for k, v in truth["flows_by_kind"].items()))
     print(f"  bytes        {size:,} in file, {wire:,} on the wire (mean frame {wire / n:.1f} B)")
     print(f"  span         {(ts.max() - ts.min()) / 1e6:.1f} s, concurrently active flows: mean "
           f"{truth['concurrent_flows_mean']:,.0f}, max {truth['concurrent_flows_max']:,}")

@@ -7,7 +7,7 @@ process. Before the first run the file is read once (``cat FILE >/dev/null``)
 so all tools start from the page cache. Each tool is run ``--repeat`` times
 (default 3, round-robin over the tools) and the fastest run is reported.
 
-Measurements (per run, in the parent):
+Measurements (per run):
   wall s       time.perf_counter() from just before os.posix_spawn() of the
                child to the return of os.wait4() on it (taken in a small
                spawner process, see SPAWNER_SRC). It includes interpreter
@@ -18,7 +18,7 @@ Measurements (per run, in the parent):
                their sum. Linux also carries the spawning process's
                high-water RSS through exec into the child's ru_maxrss, so
                children are launched from a bare ``python -S`` spawner whose
-               own peak RSS (VmHWM, ~8 MiB, printed as "floor") is below
+               own peak RSS (VmHWM, ~10 MiB, printed as "floor") is below
                every tool's.
   tree RSS     psutil sampling every 20 ms of the SUM of RSS over the child and
                all its descendants (matters for nfstream, whose meter is a

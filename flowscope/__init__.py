@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 __version__ = "0.1.0"
@@ -20,12 +19,21 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
            "__version__", "analyze"]
 
 
-@dataclass
 class AnalysisResult:
     """What `analyze` returns: the flow table and per-capture statistics."""
-    flows: "pandas.DataFrame"  # noqa: F821 - pandas is imported lazily
-    captures: list
-    settings: Settings = field(default_factory=Settings)
+
+    def __init__(self, table, captures: list, settings: Settings):
+        self.table = table          # pyarrow.Table with the columns of schema.FLOWS
+        self.captures = captures    # one CaptureStats per input file
+        self.settings = settings
+        self._flows = None
+
+    @property
+    def flows(self):
+        """The flow table as a pandas DataFrame (converted once, on first use)."""
+        if self._flows is None:
+            self._flows = self.table.to_pandas()
+        return self._flows
 
     @property
     def summary(self) -> dict:
@@ -58,5 +66,5 @@ def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResul
     settings = settings or Settings()
     if options:
         settings = Settings(**{**settings.__dict__, **options})
-    flows, captures = run(paths, settings)
-    return AnalysisResult(flows=flows, captures=captures, settings=settings)
+    table, captures = run(paths, settings)
+    return AnalysisResult(table, captures, settings)

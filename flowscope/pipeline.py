@@ -8,7 +8,6 @@ was read before the failure, and the other files are still analysed.
 from __future__ import annotations
 
 import lzma
-import threading
 import zlib
 from typing import Callable, Iterable
 
@@ -26,11 +25,6 @@ from flowscope.sources import CaptureStats, open_capture
 EXPIRE_EVERY_BATCHES = 64
 EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
 BatchConsumer = Callable[[np.ndarray, np.ndarray, int], None]  # (buffer, P[:n], capture index)
-
-
-def _import_table_libraries() -> None:
-    import pandas  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
 
 
 def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -90,14 +84,12 @@ def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -
 
 def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer] = (),
         on_progress: Callable[[int, int], None] | None = None, hashes: dict | None = None):
-    """Analyse `paths`; return (flows DataFrame, list of CaptureStats).
+    """Analyse `paths`; return (flows as an Arrow table, list of CaptureStats).
 
     `hashes` may hold hashing.start(paths) begun earlier (the CLI starts it before imports).
     """
     captures = [CaptureStats(path=str(p)) for p in paths]
     hashes = hashes or hashing.start(paths)
-    # The compiled walk releases the GIL: import the table libraries meanwhile.
-    threading.Thread(target=_import_table_libraries, daemon=True).start()
     parts = []
     for k, (path, cap) in enumerate(zip(paths, captures)):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
@@ -114,8 +106,8 @@ def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer]
         for uid, name in cap.apps.items():
             if apps.get(uid) is None:
                 apps[uid] = name
-    from flowscope.flows.finalize import to_dataframe  # pandas: imported while parsing
-    flows = to_dataframe(merged, [str(p) for p in paths], apps)
+    from flowscope.flows.finalize import to_table
+    flows = to_table(merged, [str(p) for p in paths], apps)
     for cap in captures:
         cap.sha256 = hashes[cap.path].result()
     return flows, captures

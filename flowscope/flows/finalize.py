@@ -1,4 +1,4 @@
-"""Flow records (int64 rows) -> the flows DataFrame defined in schema.FLOWS."""
+"""Flow records (int64 rows) -> the flows table defined in schema.FLOWS (Arrow; pandas on demand)."""
 from __future__ import annotations
 
 import base64
@@ -7,7 +7,7 @@ import ipaddress
 import struct
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from flowscope import schema
 from flowscope.decode.layout import NO_UID
@@ -61,23 +61,21 @@ def _tcp_state(fo, fr, syn_o, synack_r):
              ~syn_o & synack_r & rst_r, ~syn_o & synack_r & fin_r,
              est & rst_o, est & rst_r, est & fin_o & fin_r, est & fin_o, est & fin_r]
     names = ["OTH", "REJ", "RSTOS0", "SH", "S0", "RSTRH", "SHR", "RSTO", "RSTR", "SF", "S2", "S3"]
-    return np.select(conds, names, default="S1").astype(object)
+    return np.select(conds, names, default="S1")
 
 
-def to_dataframe(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pd.DataFrame:
+def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Table:
+    """Flow records -> the flows table (Arrow), rows in flow_id order."""
     if len(R):
         R = R[np.lexsort((R[:, K_PORTS], R[:, K_BLO], R[:, K_BHI], R[:, K_ALO], R[:, K_AHI],
                           R[:, K_PROTO], R[:, FIRST_ANY]))]
     a_orig = R[:, ORIG_IS_A] == 1
     ports_a, ports_b = R[:, K_PORTS] >> 16, R[:, K_PORTS] & 0xFFFF
-    o_hi = np.where(a_orig, R[:, K_AHI], R[:, K_BHI])
-    o_lo = np.where(a_orig, R[:, K_ALO], R[:, K_BLO])
-    r_hi = np.where(a_orig, R[:, K_BHI], R[:, K_AHI])
-    r_lo = np.where(a_orig, R[:, K_BLO], R[:, K_ALO])
     cache: dict = {}
-    orig = [_address(h, lo, cache) for h, lo in zip(o_hi.tolist(), o_lo.tolist())]
-    resp = [_address(h, lo, cache) for h, lo in zip(r_hi.tolist(), r_lo.tolist())]
-    orig_ip, resp_ip = [a[0] for a in orig], [a[0] for a in resp]
+    orig = [_address(h, lo, cache) for h, lo in zip(np.where(a_orig, R[:, K_AHI], R[:, K_BHI]).tolist(),
+                                                    np.where(a_orig, R[:, K_ALO], R[:, K_BLO]).tolist())]
+    resp = [_address(h, lo, cache) for h, lo in zip(np.where(a_orig, R[:, K_BHI], R[:, K_AHI]).tolist(),
+                                                    np.where(a_orig, R[:, K_BLO], R[:, K_ALO]).tolist())]
     orig_port = np.where(a_orig, ports_a, ports_b)
     resp_port = np.where(a_orig, ports_b, ports_a)
     proto = R[:, K_PROTO] & 0xFF
@@ -89,35 +87,34 @@ def to_dataframe(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pd
     rtt1 = (syn != NONE) & (synack != NONE) & (synack >= syn)
     rtt2 = ~rtt1 & (synack != NONE) & (ack != NONE) & (ack > synack)
     rtt_ms = np.where(rtt1, (synack - syn) / 1e6, np.where(rtt2, (ack - synack) / 1e6, np.nan))
-    rtt_source = np.where(rtt1, "syn/syn-ack", np.where(rtt2, "syn-ack/ack", "")).astype(object)
-
-    state = np.where(is_tcp, _tcp_state(fo, fr, syn != NONE, synack != NONE), "").astype(object)
+    rtt_source = np.where(rtt1, "syn/syn-ack", np.where(rtt2, "syn-ack/ack", ""))
     uid = R[:, APP_UID]
     has_uid = uid != NO_UID
     cols = {
         "flow_id": np.arange(len(R), dtype=np.int64),
         "community_id": [community_id(p, s[1], sp, d[1], dp) for p, s, sp, d, dp in
                          zip(proto.tolist(), orig, orig_port.tolist(), resp, resp_port.tolist())],
-        "capture": np.array(captures, dtype=object)[R[:, CAPTURE]] if len(R) else [],
-        "ts_start": pd.to_datetime(R[:, FIRST_ANY], unit="ns", utc=True),
-        "ts_end": pd.to_datetime(R[:, LAST_ANY], unit="ns", utc=True),
+        "capture": np.array(captures, dtype=object)[R[:, CAPTURE]],
+        "ts_start": R[:, FIRST_ANY],
+        "ts_end": R[:, LAST_ANY],
         "duration_s": (R[:, LAST_ANY] - R[:, FIRST_ANY]) / 1e9,
         "l4": [L4_NAMES.get(p, f"ip-{p}") for p in proto.tolist()],
-        "ip_version": (R[:, K_PROTO] >> 8).astype(np.int8),
-        "orig_ip": orig_ip, "orig_port": orig_port.astype(np.int32),
-        "resp_ip": resp_ip, "resp_port": resp_port.astype(np.int32),
+        "ip_version": R[:, K_PROTO] >> 8,
+        "orig_ip": [a[0] for a in orig], "orig_port": orig_port,
+        "resp_ip": [a[0] for a in resp], "resp_port": resp_port,
         "pkts_orig": R[:, o + PKTS], "pkts_resp": R[:, r + PKTS],
         "bytes_orig": R[:, o + BYTES], "bytes_resp": R[:, r + BYTES],
         "payload_bytes_orig": R[:, o + PAYLOAD], "payload_bytes_resp": R[:, r + PAYLOAD],
         "frame_bytes_orig": R[:, o + FRAME], "frame_bytes_resp": R[:, r + FRAME],
-        "rtt_ms": rtt_ms, "rtt_source": rtt_source, "tcp_state": state,
+        "rtt_ms": pa.array(rtt_ms, mask=np.isnan(rtt_ms)), "rtt_source": rtt_source,
+        "tcp_state": np.where(is_tcp, _tcp_state(fo, fr, syn != NONE, synack != NONE), ""),
         "tcp_flags_orig": np.where(is_tcp, FLAG_STRINGS[fo & 0xFF], ""),
         "tcp_flags_resp": np.where(is_tcp, FLAG_STRINGS[fr & 0xFF], ""),
         "duplicates": R[:, DUPS],
-        "end_reason": np.array(END_REASONS, dtype=object)[R[:, END_REASON]] if len(R) else [],
-        "app_uid": pd.array(np.where(has_uid, uid, 0), dtype="Int64"),
-        "app": [apps.get(u, None) if h else None for u, h in zip(uid.tolist(), has_uid.tolist())],
+        "end_reason": np.array(END_REASONS, dtype=object)[R[:, END_REASON]],
+        "app_uid": pa.array(uid, mask=~has_uid),
+        "app": [apps.get(u) if h else None for u, h in zip(uid.tolist(), has_uid.tolist())],
     }
-    df = pd.DataFrame(cols)
-    df.loc[~has_uid, "app_uid"] = pd.NA
-    return df[[c.name for c in schema.FLOWS]]
+    arrays = [pa.array(cols[c.name], type=c.type) if not isinstance(cols[c.name], pa.Array)
+              else cols[c.name].cast(c.type) for c in schema.FLOWS]
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema())

@@ -5,10 +5,10 @@ import json
 import os
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flowscope import __version__, schema
+from flowscope import __version__
 from flowscope.errors import UsageError
 from flowscope.sources import reason_counts
 
@@ -40,14 +40,17 @@ def capture_entry(cap) -> dict:
 
 
 def summary_dict(result) -> dict:
-    flows = result.flows
+    t = result.table
+
+    def total(*names):
+        return int(sum(pc.sum(t[n]).as_py() or 0 for n in names))
     return {
         "flowscope_version": __version__,
         "settings": result.settings.to_dict(),
         "captures": [capture_entry(c) for c in result.captures],
-        "flows": int(len(flows)),
-        "packets": int(flows["pkts_orig"].sum() + flows["pkts_resp"].sum()),
-        "bytes": int(flows["bytes_orig"].sum() + flows["bytes_resp"].sum()),
+        "flows": t.num_rows,
+        "packets": total("pkts_orig", "pkts_resp"),
+        "bytes": total("bytes_orig", "bytes_resp"),
     }
 
 
@@ -68,8 +71,7 @@ def check_out_dir(out: Path, sha256s: list, force: bool) -> None:
 
 def write_tables(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(result.flows, schema=schema.arrow_schema(), preserve_index=False)
-    table = table.replace_schema_metadata({"flowscope_version": __version__})
+    table = result.table.replace_schema_metadata({"flowscope_version": __version__})
     flows_path = out / "flows.parquet"
     pq.write_table(table, _tmp(flows_path))
     os.replace(_tmp(flows_path), flows_path)
