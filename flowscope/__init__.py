@@ -22,10 +22,11 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
 class AnalysisResult:
     """What `analyze` returns: the flow table and per-capture statistics."""
 
-    def __init__(self, table, captures: list, settings: Settings):
+    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None):
         self.table = table          # pyarrow.Table with the columns of schema.FLOWS
         self.captures = captures    # one CaptureStats per input file
         self.settings = settings
+        self.notes = notes or {}    # what later stages report: catalog version, dissector counts
         self._flows = None
 
     @property
@@ -66,5 +67,5 @@ def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResul
     settings = settings or Settings()
     if options:
         settings = Settings(**{**settings.__dict__, **options})
-    table, captures = run(paths, settings)
-    return AnalysisResult(table, captures, settings)
+    table, captures, notes = run(paths, settings)
+    return AnalysisResult(table, captures, settings, notes)

@@ -27,8 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--udp-idle", type=float, metavar="S", help="UDP idle timeout, seconds (default 300)")
     a.add_argument("--dedup-window-ms", type=float, metavar="MS",
                    help="treat identical packets within MS ms as mirror-port duplicates (default 1; 0 off)")
+    a.add_argument("--catalog", action="append", default=[], metavar="FILE",
+                   help="catalog file extending or overriding the built-in service catalog (repeatable)")
+    a.add_argument("--no-classify", action="store_true", help="flow table only: no payload dissection or labels")
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     a.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    c = sub.add_parser("catalog", help="print the service catalog in force, one entry a line with its source")
+    c.add_argument("--catalog", action="append", default=[], metavar="FILE", help="extra catalog file (repeatable)")
     return p
 
 
@@ -36,7 +41,8 @@ def _settings(args):
     from flowscope.settings import Settings
     overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
                  "dedup_window_ms": args.dedup_window_ms}
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog),
+                    **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _run_with_progress(paths, settings, show: bool, hashes):
@@ -64,14 +70,21 @@ def cmd_analyze(args) -> int:
     out = Path(args.out)
     total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
     show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
-    table, captures = _run_with_progress(args.captures, settings, show, hashes)
-    result = AnalysisResult(table, captures, settings)
+    table, captures, notes = _run_with_progress(args.captures, settings, show, hashes)
+    result = AnalysisResult(table, captures, settings, notes)
     result.write(out, force=args.force)
     for err in result.errors:
         print(f"flowscope: error: {err}", file=sys.stderr)
     if not args.quiet:
         _print_summary(result, out)
     return 1 if result.errors else 0
+
+
+def cmd_catalog(args) -> int:
+    from flowscope.classify.catalog import load_catalog
+    catalog = load_catalog(args.catalog)
+    print(catalog.to_text())
+    return 0
 
 
 def _print_summary(result, out: Path) -> None:
@@ -83,6 +96,10 @@ def _print_summary(result, out: Path) -> None:
     print(f"{ok}/{len(s['captures'])} captures read, {read:,} packets "
           f"({undecodable:,} undecodable, {dups:,} duplicates), {s['flows']:,} flows, "
           f"{s['bytes']:,} IP bytes")
+    meta = s.get("meta")
+    if meta:
+        print(f"{meta['flows']:,} flows ({meta['bytes']:,} IP bytes) reach WhatsApp/Meta: "
+              + ", ".join(f"{k} {v:,}" for k, v in meta["flows_by_service"].items()))
     print(f"wrote {out / 'flows.parquet'} and {out / 'summary.json'}")
 
 
@@ -92,6 +109,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "catalog":
+            return cmd_catalog(args)
     except FlowscopeError as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return 2

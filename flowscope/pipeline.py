@@ -12,11 +12,14 @@ import zlib
 from typing import Callable, Iterable
 
 import numpy as np
+import pyarrow as pa
 
 from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
-from flowscope import hashing
+from flowscope import hashing, schema
 from flowscope.errors import CaptureError
-from flowscope.flows.layout import PART
+from flowscope.dissect.collect import PayloadCollector
+from flowscope.flows.finalize import flow_order, to_table
+from flowscope.flows.layout import ORIG_IS_A, PART
 from flowscope.flows.merge import merge_parts
 from flowscope.flows.table import FlowTable
 from flowscope.settings import Settings
@@ -82,32 +85,52 @@ def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -
     _collect_apps(buf, P, n, capture)
 
 
-def run(paths: list[str], settings: Settings, consumers: Iterable[BatchConsumer] = (),
-        on_progress: Callable[[int, int], None] | None = None, hashes: dict | None = None):
-    """Analyse `paths`; return (flows as an Arrow table, list of CaptureStats).
+def run(paths: list[str], settings: Settings, on_progress: Callable[[int, int], None] | None = None,
+        hashes: dict | None = None):
+    """Analyse `paths`; return (flows as an Arrow table, list of CaptureStats, stage notes).
 
     `hashes` may hold hashing.start(paths) begun earlier (the CLI starts it before imports).
     """
     captures = [CaptureStats(path=str(p)) for p in paths]
     hashes = hashes or hashing.start(paths)
+    collector = PayloadCollector() if settings.classify else None
+    consumers = [collector] if collector else []
     parts = []
     for k, (path, cap) in enumerate(zip(paths, captures)):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
         parts.append(read_part(str(path), k, cap, settings, consumers, report))
-    # Parts merge in time order: renumber them by each file's first timestamp.
-    starts = [c.first_ts_ns if c.first_ts_ns is not None else 2**62 for c in captures]
-    rank = np.empty(len(paths), dtype=np.int64)
-    rank[np.argsort(np.array(starts, dtype=np.int64), kind="stable")] = np.arange(len(paths))
     records = np.concatenate(parts)
-    records[:, PART] = rank[records[:, PART]]
-    merged = merge_parts(records, settings.timeouts_ns())
+    records[:, PART] = _time_ranks(captures)[records[:, PART]]
+    merged, dest = merge_parts(records, settings.timeouts_ns())
+    order = flow_order(merged)
+    flow_of_merged = np.empty(len(order), dtype=np.int64)
+    flow_of_merged[order] = np.arange(len(order))
+    table = to_table(merged[order], [str(p) for p in paths], _apps(captures))
+    notes: dict = {}
+    if collector:
+        from flowscope.classify.stage import label_flows
+        table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A],
+                                   collector, settings)
+    else:
+        for c in schema.LABELS:
+            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+    for cap in captures:
+        cap.sha256 = hashes[cap.path].result()
+    return table, captures, notes
+
+
+def _time_ranks(captures: list[CaptureStats]) -> np.ndarray:
+    """Parts merge in time order: rank each file by its first timestamp."""
+    starts = np.array([c.first_ts_ns if c.first_ts_ns is not None else 2**62 for c in captures], dtype=np.int64)
+    rank = np.empty(len(captures), dtype=np.int64)
+    rank[np.argsort(starts, kind="stable")] = np.arange(len(captures))
+    return rank
+
+
+def _apps(captures: list[CaptureStats]) -> dict:
     apps: dict = {}
     for cap in captures:
         for uid, name in cap.apps.items():
             if apps.get(uid) is None:
                 apps[uid] = name
-    from flowscope.flows.finalize import to_table
-    flows = to_table(merged, [str(p) for p in paths], apps)
-    for cap in captures:
-        cap.sha256 = hashes[cap.path].result()
-    return flows, captures
+    return apps

@@ -19,7 +19,7 @@ class Column:
     doc: str
 
 
-FLOWS = (
+FLOW_BASE = (
     Column("flow_id", pa.int64(), "Sequential id, in order of ts_start (ties: key), stable for the same input."),
     Column("community_id", pa.string(), "Community ID v1 (seed 0) of the 5-tuple, to find the flow in Zeek, Suricata or Wireshark."),
     Column("capture", pa.string(), "Input file in which the flow's first packet was seen (path as given)."),
@@ -51,6 +51,23 @@ FLOWS = (
     Column("app", pa.string(), "App name for app_uid from PCAPdroid (trailer or UID-map block); null without PCAPdroid data."),
 )
 
+SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
+            "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
+
+LABELS = (
+    Column("service", pa.string(), "What the flow is: " + ", ".join(SERVICES) + "."),
+    Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label, or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
+    Column("hostname", pa.string(), "TLS/QUIC SNI, else HTTP Host, else the DNS name that resolved the responder address before the flow, else empty."),
+    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, stun, sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
+    Column("confidence", pa.string(), "high (protocol evidence), medium (names, app), low (address or port only)."),
+    Column("catalog_rule", pa.string(), "The catalog entry that matched (pattern or prefix, with its source), for the audit trail."),
+    Column("sni", pa.string(), "Server name from the TLS or QUIC ClientHello (escaped text), if any."),
+    Column("dns_name", pa.string(), "Name whose DNS answer resolved resp_ip before ts_start (the name the client asked for), if any."),
+    Column("stun_mapped", pa.list_(pa.string()), "Addresses STUN reported (MAPPED/XOR-MAPPED-ADDRESS, ip:port): the device's public address as a call server sees it."),
+)
+
+FLOWS = FLOW_BASE + LABELS
+
 CAPTURE_FIELDS = {
     "path": "The file as given on the command line.",
     "sha256": "SHA-256 of the file's bytes on disk (compressed bytes for compressed captures).",
@@ -76,6 +93,7 @@ def markdown() -> str:
              "All timestamps are UTC, nanosecond resolution.", "",
              "## flows.parquet", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
+    lines += ["", "Columns from `service` on are null when classification is off (`--no-classify`)."]
     lines += ["", "## summary.json: `captures[]`", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in CAPTURE_FIELDS.items()]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,8 @@ class Settings:
     other_idle_s: float = 120.0     # ICMP and other IP protocols
     dedup_window_ms: float = 1.0    # mirror-port duplicates arrive within microseconds; 0 disables
     batch_packets: int = 16384
+    classify: bool = True           # dissect payload and label services (off: flow table only)
+    catalogs: tuple = ()            # user catalog files extending/overriding the built-in one
     progress: bool = False
 
     def __post_init__(self):
@@ -23,6 +25,9 @@ class Settings:
                 raise UsageError(f"settings: {name} must be > 0 (got {getattr(self, name)})")
         if self.dedup_window_ms < 0:
             raise UsageError(f"settings: dedup_window_ms must be >= 0 (got {self.dedup_window_ms})")
+        if isinstance(self.catalogs, (str, bytes)):
+            object.__setattr__(self, "catalogs", (self.catalogs,))
+        object.__setattr__(self, "catalogs", tuple(str(c) for c in self.catalogs))
         if self.batch_packets < 1:
             raise UsageError("settings: batch_packets must be >= 1")
 

@@ -38,7 +38,8 @@ TRUNC = 24      # 1 if the frame was cut by the snaplen (caplen < wirelen)
 FLOW = 25       # set by the flow table: serial of the flow the packet belongs to, or -1
 DIR = 26        # set by the flow table: 0 originator -> responder, 1 the other way
 DUP = 27        # set by the flow table: 1 if suppressed as a duplicate
-NCOL = 28
+NTH = 28        # set by the flow table: index of this payload packet in its flow direction, or -1
+NCOL = 29
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 

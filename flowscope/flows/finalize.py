@@ -64,11 +64,14 @@ def _tcp_state(fo, fr, syn_o, synack_r):
     return np.select(conds, names, default="S1")
 
 
+def flow_order(R: np.ndarray) -> np.ndarray:
+    """The row order that defines flow_id: by start time, ties by key (deterministic)."""
+    return np.lexsort((R[:, K_PORTS], R[:, K_BLO], R[:, K_BHI], R[:, K_ALO], R[:, K_AHI],
+                       R[:, K_PROTO], R[:, FIRST_ANY]))
+
+
 def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Table:
-    """Flow records -> the flows table (Arrow), rows in flow_id order."""
-    if len(R):
-        R = R[np.lexsort((R[:, K_PORTS], R[:, K_BLO], R[:, K_BHI], R[:, K_ALO], R[:, K_AHI],
-                          R[:, K_PROTO], R[:, FIRST_ANY]))]
+    """Flow records, already in flow_order, -> the flows table (Arrow)."""
     a_orig = R[:, ORIG_IS_A] == 1
     ports_a, ports_b = R[:, K_PORTS] >> 16, R[:, K_PORTS] & 0xFFFF
     cache: dict = {}
@@ -116,5 +119,5 @@ def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Tab
         "app": [apps.get(u) if h else None for u, h in zip(uid.tolist(), has_uid.tolist())],
     }
     arrays = [pa.array(cols[c.name], type=c.type) if not isinstance(cols[c.name], pa.Array)
-              else cols[c.name].cast(c.type) for c in schema.FLOWS]
-    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema())
+              else cols[c.name].cast(c.type) for c in schema.FLOW_BASE]
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(schema.FLOW_BASE))

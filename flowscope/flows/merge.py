@@ -15,12 +15,12 @@ from numba import njit
 from flowscope.flows.layout import (
     ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_IDLE, END_REASON, FIRST, FIRST_ANY,
     FIRST_PURE_SYN, FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
-    NONE, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS,
+    NONE, NPAY, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
 from flowscope.flows.table import end_reason_of, is_closed, timeout_of
 from flowscope.decode.layout import NO_UID
 
-_SUM = (PKTS, BYTES, PAYLOAD, FRAME)
+_SUM = (PKTS, BYTES, PAYLOAD, FRAME, NPAY)
 _MIN = (FIRST, SYN_TS, SYNACK_TS, ACK_TS)
 
 
@@ -61,7 +61,7 @@ def _absorb(M, m, R, b):
 
 
 @njit(cache=True)
-def _merge_sorted(R, order, timeouts):
+def _merge_sorted(R, order, timeouts, dest):
     M = np.empty((len(order), NF), dtype=np.int64)
     m = -1
     prev = -1
@@ -76,15 +76,20 @@ def _merge_sorted(R, order, timeouts):
             m += 1
             for f in range(NF):
                 M[m, f] = R[b, f]
+        dest[b] = m
         prev = b
     return M[:m + 1]
 
 
-def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray) -> np.ndarray:
-    """Merge records from all parts; parts must be numbered in time order."""
+def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge records from all parts (numbered in time order).
+
+    Returns (merged records, dest) where dest[k] is the merged row that record k went into.
+    """
+    dest = np.zeros(len(records), dtype=np.int64)
     if len(records) == 0:
-        return records
+        return records, dest
     R = np.ascontiguousarray(records)
     order = np.lexsort((R[:, SERIAL], R[:, PART], R[:, K_PORTS], R[:, K_BLO],
                         R[:, K_BHI], R[:, K_ALO], R[:, K_AHI], R[:, K_PROTO]))
-    return _merge_sorted(R, order, timeouts_ns)
+    return _merge_sorted(R, order, timeouts_ns, dest), dest

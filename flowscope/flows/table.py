@@ -16,7 +16,7 @@ from flowscope.decode import layout as pk
 from flowscope.flows.layout import (
     ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
     END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
-    K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A,
+    K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END, ORIG_IS_A,
     PART, PAYLOAD, PKTS, RST, SERIAL, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
     TO_TCP_CLOSED, TO_UDP,
 )
@@ -171,6 +171,9 @@ def _account(T, r, P, i, d, dedup_ns):
         T[r, base + DTS1] = T[r, base + DTS0]
         T[r, base + DSIG0] = sig
         T[r, base + DTS0] = ts
+    if P[i, pk.PLEN] > 0:
+        P[i, pk.NTH] = T[r, base + NPAY]
+        T[r, base + NPAY] += 1
     T[r, base + PKTS] += 1
     T[r, base + BYTES] += P[i, pk.IPLEN]
     T[r, base + PAYLOAD] += P[i, pk.PLEN]
@@ -206,6 +209,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
     for i in range(start, n):
         P[i, pk.FLOW] = -1
         P[i, pk.DUP] = 0
+        P[i, pk.NTH] = -1
         if P[i, pk.STATUS] != pk.OK:
             continue
         ts = P[i, pk.TS]

@@ -44,14 +44,24 @@ def summary_dict(result) -> dict:
 
     def total(*names):
         return int(sum(pc.sum(t[n]).as_py() or 0 for n in names))
-    return {
+    summary = {
         "flowscope_version": __version__,
         "settings": result.settings.to_dict(),
         "captures": [capture_entry(c) for c in result.captures],
+        **result.notes,
         "flows": t.num_rows,
         "packets": total("pkts_orig", "pkts_resp"),
         "bytes": total("bytes_orig", "bytes_resp"),
     }
+    if t.num_rows and t["is_meta"].null_count < t.num_rows:
+        meta = t.filter(pc.fill_null(t["is_meta"], False))
+        by_service = pc.value_counts(meta["service"]).to_pylist()
+        summary["meta"] = {
+            "flows": meta.num_rows,
+            "bytes": int(sum(pc.sum(meta[n]).as_py() or 0 for n in ("bytes_orig", "bytes_resp"))),
+            "flows_by_service": {d["values"]: d["counts"] for d in sorted(by_service, key=lambda d: d["values"])},
+        }
+    return summary
 
 
 def check_out_dir(out: Path, sha256s: list, force: bool) -> None:

@@ -1,0 +1,723 @@
+"""The service catalog: dated, sourced rules that tie names, addresses, ports and apps to services.
+
+The catalog is data, not code: TOML files in ``flowscope/classify/data/`` (listed, in load order,
+by ``data/manifest.toml``) plus any user files given to :func:`load_catalog`. Every entry carries
+``source`` (a URL or a precise reference such as a repository path at a commit) and ``date``
+(YYYY-MM-DD, when the data was taken), so each classification can be traced to its evidence.
+
+File format (the same for built-in and user files)::
+
+    [[host]]            pattern, service, source, date[, note]
+    [[host_group]]      patterns = [...], service, source, date[, note]
+    [[prefix]]          prefix, service, owner, source, date[, asn, status, meta, note]
+    [[prefix_group]]    prefixes = [...], and the same fields as [[prefix]]
+    [[asn]]             asn, name, owner, country, meta, source, date[, note]
+    [[port]]            l4, port, service, confidence, source, date[, note]
+    [[app]]             name, service, source, date[, note]
+    [[app_group]]       patterns = [...], service, source, date[, note]
+
+``service`` is one of :data:`SERVICES`; a prefix ``status`` is "current" (default) or "historic";
+a prefix is Meta's address (``meta``) when the entry says so, else when its ASN is listed with
+``meta = true``, else when its owner starts with "Meta Platforms" or "Facebook".
+
+Precedence: built-in files first, then user files in the order given. A user entry with the same
+key as an earlier one (the same host pattern, the same prefix, ASN, l4/port pair or app name)
+replaces it; new keys add. A key may appear only once within one file, and only once across the
+built-in files. Anything malformed in a file raises :class:`flowscope.errors.UsageError` with a
+one-line message naming the file.
+
+Host patterns: ``g.whatsapp.net`` (exact), ``*.whatsapp.net`` (any name strictly below
+whatsapp.net), ``mmg*.whatsapp.net`` (``*`` inside a label matches within that one label; a label
+that is only ``*`` past the first matches exactly one label). Most specific wins: an exact name
+beats every pattern; between patterns the one that pins more labels of the name wins (a ``*``
+inside a label still pins that label, a leading ``*.`` pins none), then the one with more literal
+characters, then the alphabetically first pattern.
+
+Addresses: :meth:`Catalog.match_addresses` does longest-prefix match for many addresses at once.
+The prefixes are flattened once into sorted, disjoint segments (uint32 starts for IPv4,
+(hi, lo) uint64 starts for IPv6), each owned by its most specific prefix; a lookup is then a
+``numpy.searchsorted`` per address family, O(log n) per address.
+"""
+from __future__ import annotations
+
+import datetime
+import bisect
+import hashlib
+import ipaddress
+import re
+import socket
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence, TypedDict
+
+import numpy as np
+
+from flowscope.errors import UsageError
+
+SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
+            "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
+STATUSES = ("current", "historic")
+CONFIDENCES = ("high", "medium", "low")
+L4_PROTOCOLS = ("tcp", "udp")
+META_OWNER_PREFIXES = ("meta platforms", "facebook")
+
+_DATA = "data"
+_MANIFEST = "manifest.toml"
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LABEL_RE = re.compile(r"^[a-z0-9_*-]+$")
+
+
+# ----------------------------------------------------------------------------- rule types
+
+class _Cited:
+    """Rules name themselves (`describe`) and cite where their data came from (`cite`)."""
+
+    def cite(self) -> str:
+        return f"{self.describe()} [source: {self.source}; date: {self.date}]"
+
+@dataclass(frozen=True)
+class HostRule(_Cited):
+    """A host-name pattern and the service it names."""
+    pattern: str
+    service: str
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""  # the file it came from ("builtin:hosts.toml" or a user path)
+
+    def describe(self) -> str:
+        return f"host {self.pattern}"
+
+
+@dataclass(frozen=True)
+class PrefixRule(_Cited):
+    """An IPv4/IPv6 prefix, its owner and the service it hints at."""
+    prefix: str  # canonical form, e.g. "57.144.0.0/14"
+    service: str
+    owner: str
+    asn: int | None
+    status: str
+    meta: bool  # the address belongs to Meta's own network
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.prefix else 4
+
+    def describe(self) -> str:
+        asn = f" AS{self.asn}" if self.asn is not None else ""
+        return f"prefix {self.prefix} ({self.service}; {self.owner}{asn}; {self.status})"
+
+
+@dataclass(frozen=True)
+class AsnRule(_Cited):
+    """An autonomous system: who runs it and whether it is Meta's."""
+    asn: int
+    name: str
+    owner: str
+    country: str
+    meta: bool
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""
+
+    def describe(self) -> str:
+        return f"AS{self.asn} {self.name} ({self.owner}, {self.country})"
+
+
+@dataclass(frozen=True)
+class PortRule(_Cited):
+    """A weak hint: a transport port that a service uses by default."""
+    l4: str
+    port: int
+    service: str
+    confidence: str
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""
+
+    def describe(self) -> str:
+        return f"port {self.l4}/{self.port}"
+
+
+@dataclass(frozen=True)
+class AppRule(_Cited):
+    """A PCAPdroid app name (label or package, lower case) and its service family."""
+    name: str
+    service: str
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""
+
+    def describe(self) -> str:
+        return f"app {self.name}"
+
+
+class CatalogSource(TypedDict):
+    """One loaded catalog file (a plain dict, so it goes into summary.json as is)."""
+    path: str  # "builtin:<name>" for built-in files, else the path as given
+    sha256: str  # of the file's bytes
+    builtin: bool
+    entries: int  # entries the file defines (group members counted one by one)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+_KINDS = {  # table name -> (kind, list field or None)
+    "host": ("host", None), "host_group": ("host", "patterns"),
+    "prefix": ("prefix", None), "prefix_group": ("prefix", "prefixes"),
+    "asn": ("asn", None),
+    "port": ("port", None),
+    "app": ("app", None), "app_group": ("app", "patterns"),
+}
+_FIELDS = {  # kind -> (required fields, optional fields); source/date/note are common
+    "host": (("pattern", "service"), ()),
+    "prefix": (("prefix", "owner"), ("service", "asn", "status", "meta")),
+    "asn": (("asn", "name", "owner", "country", "meta"), ()),
+    "port": (("l4", "port", "service", "confidence"), ()),
+    "app": (("name", "service"), ()),
+}
+_ITEM_FIELD = {"host": "pattern", "prefix": "prefix", "app": "name"}
+
+
+class _FileError(Exception):
+    """A problem in one entry; turned into a UsageError naming the file."""
+
+
+def _text(entry: dict, key: str, *, required: bool = True) -> str:
+    value = entry.get(key)
+    if value is None:
+        if required:
+            raise _FileError(f"missing {key}")
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _FileError(f"{key} must be a non-empty string")
+    return value.strip()
+
+
+def _date(entry: dict) -> str:
+    value = _text(entry, "date") if not isinstance(entry.get("date"), datetime.date) else entry["date"].isoformat()
+    if not _DATE_RE.match(value):
+        raise _FileError(f"date {value!r} is not YYYY-MM-DD")
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise _FileError(f"date {value!r} is not a calendar date") from None
+    return value
+
+
+def _service(entry: dict, default: str | None = None) -> str:
+    if default is not None and entry.get("service") is None:
+        return default
+    value = _text(entry, "service")
+    if value not in SERVICES:
+        raise _FileError(f"unknown service {value!r} (one of: {', '.join(SERVICES)})")
+    return value
+
+
+def _int(entry: dict, key: str, lo: int, hi: int, *, required: bool = True) -> int | None:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _FileError(f"{key} must be an integer in {lo}..{hi}")
+    return value
+
+
+def _bool(entry: dict, key: str, *, required: bool = True) -> bool | None:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, bool):
+        raise _FileError(f"{key} must be true or false")
+    return value
+
+
+def normalize_name(name: str) -> str:
+    """Lower case, no surrounding blanks, no trailing root dot."""
+    return name.strip().rstrip(".").lower()
+
+
+def _pattern(value: str) -> str:
+    pattern = normalize_name(value)
+    labels = pattern.split(".")
+    if not pattern or any(not label for label in labels):
+        raise _FileError(f"bad host pattern {value!r}: empty label")
+    for label in labels:
+        if not _LABEL_RE.match(label):
+            raise _FileError(f"bad host pattern {value!r}: label {label!r} has characters outside a-z 0-9 - _ *")
+    if not pattern.replace("*", "").replace(".", ""):
+        raise _FileError(f"bad host pattern {value!r}: no literal characters")
+    return pattern
+
+
+def _prefix(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as e:
+        raise _FileError(f"bad prefix {value!r}: {e}") from None
+
+
+@dataclass
+class _Raw:
+    """One parsed entry before the catalog is assembled (prefix meta-ness is resolved later)."""
+    kind: str
+    key: object
+    fields: dict
+
+
+def _parse_entry(kind: str, entry: dict, item: str | None) -> _Raw:
+    required, optional = _FIELDS[kind]
+    allowed = set(required) | set(optional) | {"source", "date", "note"}
+    if item is not None:
+        entry = {**entry, _ITEM_FIELD[kind]: item}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise _FileError(f"unknown field {unknown[0]!r}")
+    common = {"source": _text(entry, "source"), "date": _date(entry), "note": _text(entry, "note", required=False)}
+    if kind == "host":
+        pattern = _pattern(_text(entry, "pattern"))
+        return _Raw(kind, pattern, {"pattern": pattern, "service": _service(entry), **common})
+    if kind == "prefix":
+        prefix = _prefix(_text(entry, "prefix"))
+        status = entry.get("status", "current")
+        if status not in STATUSES:
+            raise _FileError(f"status must be one of {', '.join(STATUSES)}")
+        return _Raw(kind, prefix, {"prefix": prefix, "service": _service(entry, default="other"),
+                                   "owner": _text(entry, "owner"), "asn": _int(entry, "asn", 0, 2**32 - 1, required=False),
+                                   "status": status, "meta": _bool(entry, "meta", required=False), **common})
+    if kind == "asn":
+        asn = _int(entry, "asn", 0, 2**32 - 1)
+        return _Raw(kind, asn, {"asn": asn, "name": _text(entry, "name"), "owner": _text(entry, "owner"),
+                                "country": _text(entry, "country"), "meta": _bool(entry, "meta"), **common})
+    if kind == "port":
+        l4 = _text(entry, "l4").lower()
+        if l4 not in L4_PROTOCOLS:
+            raise _FileError(f"l4 must be one of {', '.join(L4_PROTOCOLS)}")
+        port = _int(entry, "port", 0, 65535)
+        confidence = _text(entry, "confidence")
+        if confidence not in CONFIDENCES:
+            raise _FileError(f"confidence must be one of {', '.join(CONFIDENCES)}")
+        return _Raw(kind, (l4, port), {"l4": l4, "port": port, "service": _service(entry),
+                                       "confidence": confidence, **common})
+    name = normalize_name(_text(entry, "name"))
+    return _Raw(kind, name, {"name": name, "service": _service(entry), **common})
+
+
+def _parse_file(label: str, data: bytes) -> list[_Raw]:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{label}: catalog file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{label}: not valid TOML: {e}") from None
+    out: list[_Raw] = []
+    seen: dict[tuple, str] = {}
+    for table, entries in doc.items():
+        if table not in _KINDS:
+            raise UsageError(f"{label}: unknown table {table!r} (expected one of: {', '.join(_KINDS)})")
+        kind, list_field = _KINDS[table]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise UsageError(f"{label}: {table} must be written as [[{table}]] tables")
+        for i, entry in enumerate(entries, 1):
+            try:
+                if list_field is None:
+                    raws = [_parse_entry(kind, entry, None)]
+                else:
+                    items = entry.get(list_field)
+                    if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+                        raise _FileError(f"{list_field} must be a non-empty list of strings")
+                    rest = {k: v for k, v in entry.items() if k != list_field}
+                    raws = [_parse_entry(kind, rest, item) for item in items]
+            except _FileError as e:
+                raise UsageError(f"{label}: [[{table}]] #{i}: {e}") from None
+            for raw in raws:
+                if (kind, raw.key) in seen:
+                    raise UsageError(f"{label}: [[{table}]] #{i}: duplicate {kind} {_key_text(raw.key)} "
+                                     f"(already in {seen[(kind, raw.key)]})")
+                seen[(kind, raw.key)] = f"[[{table}]] #{i}"
+                out.append(raw)
+    return out
+
+
+def _key_text(key) -> str:
+    return f"{key[0]}/{key[1]}" if isinstance(key, tuple) else str(key)
+
+
+# ----------------------------------------------------------------------------- host matching
+
+@dataclass(frozen=True)
+class _Pattern:
+    rule: HostRule
+    pinned: int  # labels of the name the pattern fixes
+    literal: int  # literal characters (no '*', no '.')
+    regex: re.Pattern | None  # None for exact names and pure '*.suffix' patterns
+
+    def better_than(self, other: "_Pattern | None") -> bool:
+        if other is None:
+            return True
+        mine, theirs = (self.pinned, self.literal), (other.pinned, other.literal)
+        return mine > theirs or (mine == theirs and self.rule.pattern < other.rule.pattern)
+
+
+def _compile(rule: HostRule) -> tuple[str, _Pattern]:
+    labels = rule.pattern.split(".")
+    multi = labels[0] == "*"
+    body = labels[1:] if multi else labels
+    literal = sum(len(label.replace("*", "")) for label in body)
+    if "*" not in "".join(body):
+        return ("suffix" if multi else "exact"), _Pattern(rule, len(body), literal, None)
+    parts = [r"[^.]+" if label == "*" else r"[^.]*".join(re.escape(p) for p in label.split("*")) for label in body]
+    regex = (r"(?:[^.]+\.)+" if multi else "") + r"\.".join(parts)
+    return "glob", _Pattern(rule, len(body), literal, re.compile(regex))
+
+
+class _HostIndex:
+    """Exact names in a dict, '*.suffix' patterns in a dict by suffix, label globs as regexes."""
+
+    CACHE_MAX = 1 << 16
+
+    def __init__(self, rules: Iterable[HostRule]):
+        self.exact: dict[str, HostRule] = {}
+        self.suffix: dict[str, _Pattern] = {}
+        self.globs: list[_Pattern] = []
+        for rule in rules:
+            kind, pat = _compile(rule)
+            if kind == "exact":
+                self.exact[rule.pattern] = rule
+            elif kind == "suffix":
+                self.suffix[rule.pattern[2:]] = pat
+            else:
+                self.globs.append(pat)
+        self._cache: dict[str, HostRule | None] = {}
+
+    def match(self, name: str) -> HostRule | None:
+        if not isinstance(name, str):
+            return None
+        name = normalize_name(name)
+        if not name:
+            return None
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        found = self._match(name)
+        if len(self._cache) >= self.CACHE_MAX:
+            self._cache.clear()
+        self._cache[name] = found
+        return found
+
+    def _match(self, name: str) -> HostRule | None:
+        rule = self.exact.get(name)
+        if rule is not None:
+            return rule
+        best: _Pattern | None = None
+        labels = name.split(".")
+        for i in range(1, len(labels)):  # longest suffix first: it pins the most labels
+            pat = self.suffix.get(".".join(labels[i:]))
+            if pat is not None:
+                best = pat
+                break
+        for pat in self.globs:
+            if pat.better_than(best) and pat.regex.fullmatch(name):
+                best = pat
+        return best.rule if best else None
+
+
+# ----------------------------------------------------------------------------- address matching
+
+_V4_MAX = (1 << 32) - 1
+_V6_MAX = (1 << 128) - 1
+
+
+def _segments(spans: list[tuple[int, int, int, int]], top: int) -> tuple[list[int], np.ndarray]:
+    """Flatten nested/disjoint (start, end, prefixlen, rule) spans into sorted disjoint segments.
+
+    Returns the segment starts and, per segment, the index of its most specific rule (-1: none).
+    Segment k covers [starts[k], starts[k+1] - 1] (the last one up to `top`).
+    """
+    bounds = {0}
+    for start, end, _plen, _idx in spans:
+        bounds.add(start)
+        if end < top:
+            bounds.add(end + 1)
+    starts = sorted(bounds)
+    owner = np.full(len(starts), -1, dtype=np.int32)
+    for start, end, _plen, idx in sorted(spans, key=lambda s: s[2]):  # shorter prefixes first
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_left(starts, end + 1) if end < top else len(starts)
+        owner[lo:hi] = idx  # a longer prefix, assigned later, overwrites the part it covers
+    return starts, owner
+
+
+class _PrefixIndex:
+    """Longest-prefix match over one set of prefix rules, vectorised with numpy.searchsorted."""
+
+    def __init__(self, rules: Sequence[PrefixRule], ids: Sequence[int]):
+        v4, v6 = [], []
+        for idx in ids:
+            net = ipaddress.ip_network(rules[idx].prefix)
+            span = (int(net.network_address), int(net.broadcast_address), net.prefixlen, idx)
+            (v4 if net.version == 4 else v6).append(span)
+        starts4, self.owner4 = _segments(v4, _V4_MAX)
+        self.starts4 = np.array(starts4, dtype=np.uint32)
+        starts6, self.owner6 = _segments(v6, _V6_MAX)
+        self.hi6 = np.array([s >> 64 for s in starts6], dtype=np.uint64)
+        self.lo6 = np.array([s & ((1 << 64) - 1) for s in starts6], dtype=np.uint64)
+
+    def lookup4(self, addr: np.ndarray) -> np.ndarray:
+        seg = np.searchsorted(self.starts4, addr, side="right") - 1  # starts4[0] == 0, so seg >= 0
+        return self.owner4[seg]
+
+    def lookup6(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        count = _rank_right_128(self.hi6, self.lo6, hi, lo)
+        return self.owner6[count - 1]  # hi6/lo6[0] == 0, so count >= 1
+
+
+def _rank_right_128(b_hi: np.ndarray, b_lo: np.ndarray, q_hi: np.ndarray, q_lo: np.ndarray) -> np.ndarray:
+    """For each 128-bit query (hi, lo), the number of sorted boundaries (hi, lo) <= it.
+
+    One searchsorted on the high words settles every query whose high word no boundary shares;
+    the others are refined with one searchsorted on the low words per run of boundaries sharing
+    a high word (a loop over runs, never over addresses).
+    """
+    left = np.searchsorted(b_hi, q_hi, side="left")
+    right = np.searchsorted(b_hi, q_hi, side="right")
+    count = right.astype(np.int64)
+    tied = np.flatnonzero(left < right)
+    if tied.size:
+        order = tied[np.argsort(left[tied], kind="stable")]
+        runs, first = np.unique(left[order], return_index=True)
+        ends = np.append(first[1:], order.size)
+        for run, a, b in zip(runs.tolist(), first.tolist(), ends.tolist()):
+            members = order[a:b]
+            stop = int(right[members[0]])
+            count[members] = run + np.searchsorted(b_lo[run:stop], q_lo[members], side="right")
+    return count
+
+
+def _parse_addresses(ips: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct addresses parsed once: (inverse, family, v4, hi, lo); family 0 = not an address."""
+    position: dict[str, int] = {}
+    inverse = np.empty(len(ips), dtype=np.int64)
+    for i, ip in enumerate(ips):
+        key = ip if isinstance(ip, str) else ("" if ip is None else str(ip))
+        inverse[i] = position.setdefault(key, len(position))
+    n = len(position)
+    family = np.zeros(n, dtype=np.int8)
+    v4 = np.zeros(n, dtype=np.uint32)
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    for text, k in position.items():
+        got = _parse_one(text)
+        if got is None:
+            continue
+        fam, value = got
+        family[k] = fam
+        if fam == 4:
+            v4[k] = value
+        else:
+            hi[k], lo[k] = value >> 64, value & 0xFFFFFFFFFFFFFFFF
+    return inverse, family, v4, hi, lo
+
+
+def _parse_one(text: str) -> tuple[int, int] | None:
+    text = text.strip()
+    if not text:
+        return None
+    if ":" not in text:
+        try:
+            return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except OSError:
+            return None
+    text = text.split("%", 1)[0].strip("[]")
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except OSError:
+        return None
+    if value >> 32 == 0xFFFF:  # IPv4-mapped (::ffff:a.b.c.d): look it up as IPv4
+        return 4, value & _V4_MAX
+    return 6, value
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+class Catalog:
+    """The loaded rules and their fast lookups. Build it with :func:`load_catalog`."""
+
+    def __init__(self, hosts: Sequence[HostRule], prefixes: Sequence[PrefixRule], asns: Sequence[AsnRule],
+                 ports: Sequence[PortRule], apps: Sequence[AppRule], sources: Sequence[CatalogSource],
+                 version: str, overridden: Sequence[str] = ()):
+        self.hosts = tuple(hosts)
+        self.prefixes = tuple(prefixes)
+        self.asns = {a.asn: a for a in asns}
+        self.ports = {(p.l4, p.port): p for p in ports}
+        self.apps = {a.name: a for a in apps}
+        self.sources = tuple(sources)
+        self.version = version
+        self.overridden = tuple(overridden)  # "kind key: builtin:file -> user file" for replaced entries
+        self._hosts = _HostIndex(self.hosts)
+        self._index: dict[bool, _PrefixIndex] = {}
+
+    # -- names and apps
+
+    def match_host(self, name: str) -> HostRule | None:
+        """The most specific host rule for `name` (case-insensitive, trailing dot ignored), or None."""
+        return self._hosts.match(name)
+
+    def match_app(self, app: str | None) -> AppRule | None:
+        """The app rule for a PCAPdroid app name; a 20-character name may be a truncated one."""
+        if not app or not isinstance(app, str):
+            return None
+        name = normalize_name(app)
+        rule = self.apps.get(name)
+        if rule is None and len(name) == 20:
+            hits = sorted(n for n in self.apps if n.startswith(name))
+            rule = self.apps[hits[0]] if hits else None
+        return rule
+
+    def port_rule(self, l4: str, port: int) -> PortRule | None:
+        """The port hint for (l4, port), or None."""
+        return self.ports.get((str(l4).lower(), int(port))) if port is not None else None
+
+    def asn_info(self, asn: int | None) -> AsnRule | None:
+        return self.asns.get(asn) if asn is not None else None
+
+    def is_meta_asn(self, asn: int | None) -> bool:
+        info = self.asn_info(asn)
+        return bool(info and info.meta)
+
+    # -- addresses
+
+    def _prefix_index(self, include_historic: bool) -> _PrefixIndex:
+        index = self._index.get(include_historic)
+        if index is None:
+            ids = [i for i, r in enumerate(self.prefixes) if include_historic or r.status != "historic"]
+            index = self._index[include_historic] = _PrefixIndex(self.prefixes, ids)
+        return index
+
+    def match_address_ids(self, ips: Sequence, include_historic: bool = True) -> np.ndarray:
+        """Index into :attr:`prefixes` of the longest matching prefix per address (-1: none).
+
+        Vectorised: each distinct address is parsed once, then one searchsorted per family.
+        Strings that are not addresses give -1. IPv4-mapped IPv6 addresses are looked up as IPv4.
+        """
+        index = self._prefix_index(include_historic)
+        inverse, family, v4, hi, lo = _parse_addresses(ips)
+        out = np.full(family.size, -1, dtype=np.int32)
+        is4, is6 = family == 4, family == 6
+        if is4.any():
+            out[is4] = index.lookup4(v4[is4])
+        if is6.any():
+            out[is6] = index.lookup6(hi[is6], lo[is6])
+        return out[inverse] if len(ips) else np.empty(0, dtype=np.int32)
+
+    def match_addresses(self, ips: Sequence, include_historic: bool = True) -> list[PrefixRule | None]:
+        """The longest matching prefix rule per address (None where no prefix matches)."""
+        rules = self.prefixes
+        return [rules[i] if i >= 0 else None for i in self.match_address_ids(ips, include_historic).tolist()]
+
+    def asn_of(self, ips: Sequence, include_historic: bool = True) -> list[int | None]:
+        """The ASN of the longest matching prefix per address (None: no prefix, or no ASN on it)."""
+        return [r.asn if r is not None else None for r in self.match_addresses(ips, include_historic)]
+
+    # -- printing
+
+    def counts(self) -> dict[str, int]:
+        v4 = sum(1 for p in self.prefixes if p.version == 4)
+        return {"hosts": len(self.hosts), "prefixes_v4": v4, "prefixes_v6": len(self.prefixes) - v4,
+                "asns": len(self.asns), "ports": len(self.ports), "apps": len(self.apps)}
+
+    def to_text(self) -> str:
+        """One line per entry with its service, source and date (for `flowscope catalog`)."""
+        lines = [f"# flowscope service catalog {self.version}"]
+        lines += [f"# file {s['path']} sha256={s['sha256']} entries={s['entries']}" for s in self.sources]
+        lines += [f"# replaced {o}" for o in self.overridden]
+        tail = lambda r: f"date={r.date} source={r.source}" + (f" note={r.note}" if r.note else "")  # noqa: E731
+        for r in self.hosts:
+            lines.append(f"host\t{r.pattern}\t{r.service}\t{tail(r)}")
+        for r in self.prefixes:
+            asn = f"AS{r.asn}" if r.asn is not None else "AS?"
+            meta = "meta" if r.meta else "non-meta"
+            lines.append(f"prefix\t{r.prefix}\t{r.service}\towner={r.owner}\t{asn}\t{r.status}\t{meta}\t{tail(r)}")
+        for r in self.asns.values():
+            lines.append(f"asn\tAS{r.asn}\t{r.name}\towner={r.owner}\tcountry={r.country}\t"
+                         f"{'meta' if r.meta else 'non-meta'}\t{tail(r)}")
+        for r in self.ports.values():
+            lines.append(f"port\t{r.l4}/{r.port}\t{r.service}\tconfidence={r.confidence}\t{tail(r)}")
+        for r in self.apps.values():
+            lines.append(f"app\t{r.name}\t{r.service}\t{tail(r)}")
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.version}, {self.counts()})"
+
+
+def _builtin_files() -> tuple[str, list[tuple[str, bytes]]]:
+    root = resources.files("flowscope.classify").joinpath(_DATA)
+    manifest = tomllib.loads(root.joinpath(_MANIFEST).read_text("utf-8"))
+    files = [(f"builtin:{name}", root.joinpath(name).read_bytes()) for name in manifest["files"]]
+    return manifest["release"], files
+
+
+def _read_user(path) -> tuple[str, bytes]:
+    label = str(path)
+    try:
+        return label, Path(path).read_bytes()
+    except IsADirectoryError:
+        raise UsageError(f"{label}: cannot read catalog file (is a directory)") from None
+    except OSError as e:
+        raise UsageError(f"{label}: cannot read catalog file ({e.strerror or e})") from None
+
+
+def load_catalog(extra: Sequence = ()) -> Catalog:
+    """The built-in catalog, extended or overridden by the user catalog files in `extra`.
+
+    Files load in order: built-in files (data/manifest.toml), then `extra` as given. A later entry
+    with the same key as an earlier one replaces it (recorded in `Catalog.overridden`); new keys
+    add. `Catalog.version` is "builtin-<release>[+user<N>]+sha256:<12 hex>", the hash taken over
+    the sha256 digests of all loaded files in load order.
+    """
+    extra = [extra] if isinstance(extra, (str, Path)) else list(extra)
+    release, builtin = _builtin_files()
+    files = [(label, data, True) for label, data in builtin] + [(*_read_user(p), False) for p in extra]
+    merged: dict[str, dict] = {k: {} for k in _FIELDS}
+    where: dict[tuple, str] = {}
+    overridden: list[str] = []
+    sources: list[CatalogSource] = []
+    outer = hashlib.sha256()
+    for label, data, is_builtin in files:
+        digest = hashlib.sha256(data).hexdigest()
+        outer.update(bytes.fromhex(digest))
+        raws = _parse_file(label, data)
+        for raw in raws:
+            key = (raw.kind, raw.key)
+            if key in where:
+                if is_builtin:
+                    raise UsageError(f"{label}: {raw.kind} {_key_text(raw.key)} is already defined in {where[key]}")
+                overridden.append(f"{raw.kind} {_key_text(raw.key)}: {where[key]} -> {label}")
+            merged[raw.kind][raw.key] = {**raw.fields, "origin": label}
+            where[key] = label
+        sources.append(CatalogSource(path=label, sha256=digest, builtin=is_builtin, entries=len(raws)))
+    asns = [AsnRule(**f) for f in merged["asn"].values()]
+    meta_asns = {a.asn for a in asns if a.meta}
+    prefixes = []
+    for f in merged["prefix"].values():
+        meta = f["meta"]
+        if meta is None:
+            meta = f["asn"] in meta_asns or f["owner"].lower().startswith(META_OWNER_PREFIXES)
+        prefixes.append(PrefixRule(**{**f, "meta": meta}))
+    n_user = sum(1 for _l, _d, b in files if not b)
+    version = f"builtin-{release}" + (f"+user{n_user}" if n_user else "") + f"+sha256:{outer.hexdigest()[:12]}"
+    return Catalog(hosts=[HostRule(**f) for f in merged["host"].values()], prefixes=prefixes, asns=asns,
+                   ports=[PortRule(**f) for f in merged["port"].values()],
+                   apps=[AppRule(**f) for f in merged["app"].values()],
+                   sources=sources, version=version, overridden=overridden)

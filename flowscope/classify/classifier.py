@@ -1,0 +1,220 @@
+"""The classifier: one pure function from a flow's evidence and the catalog to a label.
+
+Precedence, strongest first; the first step that decides returns (``evidence`` names it):
+
+1. Protocol evidence
+   a. ``wa_prologue`` -> whatsapp.chat ("wa-prologue", high), whatever the address: the
+      prologue is WhatsApp's own framing (this is how AWS Global Accelerator and SoftLayer
+      endpoints are recognised).
+   b. TCP to port 443 whose SNI matches a whatsapp.web host rule -> whatsapp.web ("sni", high).
+   c. ``stun_whatsapp`` (WhatsApp STUN message types/attributes) -> whatsapp.call ("stun", high).
+   d. Plain ``stun`` (no WhatsApp types):
+      - from the WhatsApp app (PCAPdroid) -> whatsapp.call ("app-uid", medium);
+      - from another Meta app -> not decided here (names, then the app, decide below);
+      - to an address on a WhatsApp list -> whatsapp.call ("stun", medium);
+      - to another Meta address -> meta.other ("stun", medium). Deliberately not whatsapp.call:
+        Messenger/Facebook calls use plain STUN to the same Meta relays (nDPI's stun.pcap has
+        one, labelled FacebookVoip), and an audit must not count them as WhatsApp calls;
+      - anywhere else -> not decided here.
+2. DNS flows (``dns_queries`` non-empty, or either port 53): the query itself leaks the intent.
+   If any query name matches a WhatsApp host rule -> whatsapp.other, else if any matches
+   another Meta rule -> meta.other ("dns", medium). A query matching nothing falls through.
+3. Names, in this order, the first that matches a host rule decides: ``sni`` ("sni", high),
+   ``quic_sni`` ("quic-sni", high), ``http_host`` ("http-host", medium), ``dns_name``
+   ("dns", medium). The rule's service is taken as is (a user rule may say "other").
+4. The PCAPdroid app ("app-uid", medium): the WhatsApp app -> whatsapp.call for UDP with STUN
+   (already step 1d) and whatsapp.other for everything else; Facebook/Messenger/Instagram/
+   Threads apps -> their service.
+5. Address lists, which go stale (low): the longest matching prefix gives its service
+   ("ip-prefix"); a prefix whose own service is "other" but whose ASN is a Meta ASN gives
+   meta.other ("asn"). A port hint only refines a current whatsapp.other/meta.other prefix
+   (e.g. tcp/5222 on a Meta address -> whatsapp.chat, "port"); historic prefixes are not refined.
+6. Nothing Meta's: "other". If a port hint exists it is reported as not applied ("port", low:
+   XMPP servers on 5222 and every STUN/TURN service on 3478 stay "other"); otherwise nothing
+   in the catalog matched and ``evidence`` is empty ("", low, rule "no catalog match"), as
+   schema.py documents for the evidence column.
+
+``rule`` names the deciding catalog entry and cites its source and date, e.g.
+``host mmg*.whatsapp.net [source: nDPI ...; date: 2026-11-28]``.
+
+``is_meta`` is true when the service is not "other" or when the address is Meta's (a prefix
+with ``meta`` set, or on a Meta ASN). ``hostname`` is the SNI, else the QUIC SNI, else the HTTP
+Host, else the DNS name; for a DNS flow without any of them, the query name that matched (or
+the first query). Names are only compared, never evaluated; they are returned as given.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Iterable, Sequence
+
+from flowscope.classify.catalog import Catalog, PrefixRule
+
+EVIDENCE_KINDS = ("app-uid", "wa-prologue", "stun", "sni", "quic-sni", "dns", "http-host", "ip-prefix", "asn",
+                  "port")
+NO_EVIDENCE = ""  # the evidence value when nothing in the catalog matched
+CONFIDENCES = ("high", "medium", "low")
+DNS_PORT = 53
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class FlowEvidence:
+    """What the earlier stages learned about one flow (all optional except the transport)."""
+    l4: str = "tcp"  # "tcp", "udp", ...
+    resp_ip: str = ""  # responder (server) address
+    resp_port: int = 0
+    orig_port: int = 0
+    app: str | None = None  # PCAPdroid app name or package
+    wa_prologue: bool = False  # client stream began with "ED\0\1"... or "WA"+2 bytes
+    stun: bool = False  # STUN-framed datagrams seen
+    stun_whatsapp: bool = False  # WhatsApp STUN message types/attributes seen
+    sni: str | None = None  # TLS ClientHello server name
+    quic_sni: str | None = None  # QUIC Initial ClientHello server name
+    http_host: str | None = None  # HTTP Host header
+    dns_name: str | None = None  # the name a DNS answer before the flow resolved resp_ip to
+    dns_queries: tuple[str, ...] = ()  # names this flow asked for, if it is a DNS flow
+
+
+@dataclass(frozen=True)
+class Label:
+    """The verdict for one flow, with the rule that decided it (the audit trail)."""
+    service: str  # one of catalog.SERVICES
+    is_meta: bool
+    hostname: str
+    evidence: str  # one of EVIDENCE_KINDS, or "" when nothing in the catalog matched
+    confidence: str  # "high" | "medium" | "low"
+    rule: str  # the catalog entry that decided, with its source and date (the audit trail)
+
+
+def classify(ev: FlowEvidence, catalog: Catalog, *, include_historic: bool = True) -> Label:
+    """Classify one flow. Pure: the same evidence and catalog always give the same label."""
+    addr = catalog.match_addresses([ev.resp_ip], include_historic)[0]
+    return _decide(ev, catalog, addr)
+
+
+def classify_many(evidences: Iterable[FlowEvidence], catalog: Catalog, *,
+                  include_historic: bool = True) -> list[Label]:
+    """Classify many flows; the address matches for all of them are computed in one vectorised call."""
+    evidences = list(evidences)
+    ids = catalog.match_address_ids([ev.resp_ip for ev in evidences], include_historic).tolist()
+    rules = catalog.prefixes
+    return [_decide(ev, catalog, rules[i] if i >= 0 else None) for ev, i in zip(evidences, ids)]
+
+
+def labels_to_columns(labels: Sequence[Label]) -> dict[str, list]:
+    """Column lists (service, is_meta, hostname, evidence, confidence, rule) for a flow table."""
+    names = [f.name for f in fields(Label)]
+    return {name: [getattr(label, name) for label in labels] for name in names}
+
+
+# ----------------------------------------------------------------------------- the decision
+
+def _http_host(value: str | None) -> str | None:
+    """The host part of an HTTP Host header ("example.com:8080", "[2001:db8::1]:80")."""
+    if not value:
+        return value
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+def _family(service: str) -> str | None:
+    if service.startswith("whatsapp."):
+        return "whatsapp"
+    if service.startswith("meta."):
+        return "meta"
+    return None
+
+
+def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None) -> Label:
+    hostname = ev.sni or ev.quic_sni or ev.http_host or ev.dns_name or ""
+    meta_addr = addr is not None and (addr.meta or catalog.is_meta_asn(addr.asn))
+    app = catalog.match_app(ev.app)
+    app_family = _family(app.service) if app else None
+    l4 = (ev.l4 or "").lower()
+
+    def label(service: str, evidence: str, confidence: str, rule: str, host: str | None = None) -> Label:
+        return Label(service, service != "other" or meta_addr, hostname if host is None else host, evidence,
+                     confidence, rule)
+
+    # 1. protocol evidence
+    if ev.wa_prologue:
+        return label("whatsapp.chat", "wa-prologue", "high", "WhatsApp prologue at the start of the client stream")
+    if l4 == "tcp" and ev.resp_port == 443 and ev.sni:
+        rule = catalog.match_host(ev.sni)
+        if rule is not None and rule.service == "whatsapp.web":
+            return label("whatsapp.web", "sni", "high", rule.cite())
+    if ev.stun_whatsapp:
+        return label("whatsapp.call", "stun", "high", "STUN with WhatsApp message types/attributes")
+    if ev.stun:
+        if app_family == "whatsapp":
+            return label("whatsapp.call", "app-uid", "medium", f"plain STUN from {app.cite()}")
+        if app_family is None and addr is not None:
+            if _family(addr.service) == "whatsapp":
+                return label("whatsapp.call", "stun", "medium", f"plain STUN to {addr.cite()}")
+            if meta_addr:
+                return label("meta.other", "stun", "medium", f"plain STUN to {addr.cite()} "
+                             "(not on a WhatsApp list; Messenger/Facebook calls use Meta relays too)")
+
+    # 2. DNS flows: the query names
+    if ev.dns_queries or ev.resp_port == DNS_PORT or ev.orig_port == DNS_PORT:
+        hits = []
+        for query in ev.dns_queries:
+            rule = catalog.match_host(query) if isinstance(query, str) else None
+            if rule is not None and _family(rule.service):
+                hits.append((_family(rule.service) != "whatsapp", query, rule))
+        if hits:
+            _, query, rule = min(hits, key=lambda h: h[0])  # a WhatsApp name first, else the first Meta one
+            family = _family(rule.service)
+            return label(f"{family}.other", "dns", "medium", f"DNS query for a {family} name ({rule.cite()})",
+                         host=hostname or query)
+        if not hostname and ev.dns_queries and isinstance(ev.dns_queries[0], str):
+            hostname = ev.dns_queries[0]
+
+    # 3. names
+    for evidence, value, confidence in (("sni", ev.sni, "high"), ("quic-sni", ev.quic_sni, "high"),
+                                        ("http-host", _http_host(ev.http_host), "medium"),
+                                        ("dns", ev.dns_name, "medium")):
+        if value:
+            rule = catalog.match_host(value)
+            if rule is not None:
+                return label(rule.service, evidence, confidence, rule.cite())
+
+    # 4. the app that made the flow (PCAPdroid)
+    if app is not None:
+        if app_family == "whatsapp":
+            service = "whatsapp.call" if l4 == "udp" and ev.stun else "whatsapp.other"
+        else:
+            service = app.service
+        return label(service, "app-uid", "medium", app.cite())
+
+    # 5. address lists (stale-prone) and port refinement
+    port = catalog.port_rule(l4, ev.resp_port) if ev.resp_port else None
+    if addr is not None:
+        if addr.service != "other":
+            if (port is not None and addr.status == "current" and addr.service in ("whatsapp.other", "meta.other")
+                    and port.service != "other"):
+                return label(port.service, "port", port.confidence, f"{port.cite()} on {addr.cite()}")
+            return label(addr.service, "ip-prefix", "low", addr.cite())
+        if catalog.is_meta_asn(addr.asn):
+            info = catalog.asn_info(addr.asn)
+            if port is not None and addr.status == "current" and port.service != "other":
+                return label(port.service, "port", port.confidence,
+                             f"{port.cite()} on {info.cite()} via {addr.prefix}")
+            return label("meta.other", "asn", "low", f"{info.cite()} via {addr.cite()}")
+        if port is None:
+            return label("other", "ip-prefix", "low", addr.cite())
+
+    # 6. nothing Meta's
+    if port is not None:
+        return label("other", "port", "low", f"{port.cite()} hint ({port.service}) not applied: "
+                     "the address is not Meta's")
+    return label("other", NO_EVIDENCE, "low", "no catalog match")
+
+
+def label_dict(label: Label) -> dict:
+    """The label as a plain dict (for JSON)."""
+    return asdict(label)

@@ -1,0 +1,71 @@
+"""The classify stage: payload evidence + DNS + catalog -> a label and its evidence per flow.
+
+Runs on the finished flow table (one catalog lookup per distinct address, not per packet).
+The DNS name of a flow is the name whose answer, seen before the flow started, resolved
+the flow's responder address (latest such answer wins).
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+
+import pyarrow as pa
+
+from flowscope.classify.catalog import load_catalog
+from flowscope.classify.classifier import FlowEvidence, classify_many
+from flowscope.dissect import evidence as ev_mod
+
+
+def _dns_index(evidences) -> dict[str, tuple[list[int], list[str]]]:
+    answers: dict[str, list[tuple[int, str]]] = {}
+    for ev in evidences:
+        for ts, addr, name in ev.dns_answers:
+            answers.setdefault(addr, []).append((ts, name))
+    index = {}
+    for addr, items in answers.items():
+        items.sort()
+        index[addr] = ([t for t, _ in items], [n for _, n in items])
+    return index
+
+
+def _dns_name(index, addr: str, ts_start: int) -> str | None:
+    got = index.get(addr)
+    if not got:
+        return None
+    k = bisect.bisect_right(got[0], ts_start)
+    return got[1][k - 1] if k else None
+
+
+def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a, collector, settings):
+    counts: Counter = Counter()
+    cols = table.select(["l4", "orig_port", "resp_ip", "resp_port", "ts_start", "app"]).to_pydict()
+    l4, orig_port, resp_port = cols["l4"], cols["orig_port"], cols["resp_port"]
+    evidences = ev_mod.for_flows(records, dest, flow_of_merged, merged_orig_is_a, collector.flows,
+                                 l4, orig_port, resp_port, counts)
+    dns_index = _dns_index(evidences)
+    starts = table["ts_start"].cast(pa.int64()).to_pylist()
+    catalog = load_catalog(settings.catalogs)
+    flows = [FlowEvidence(l4=l4[i], resp_ip=cols["resp_ip"][i], resp_port=resp_port[i],
+                          orig_port=orig_port[i], app=cols["app"][i], wa_prologue=e.wa_prologue,
+                          stun=e.stun, stun_whatsapp=e.stun_whatsapp, sni=e.sni, quic_sni=e.quic_sni,
+                          http_host=e.http_host, dns_name=_dns_name(dns_index, cols["resp_ip"][i], starts[i]),
+                          dns_queries=e.dns_queries)
+             for i, e in enumerate(evidences)]
+    labels = classify_many(flows, catalog)
+    new = {
+        "service": [lb.service for lb in labels],
+        "is_meta": [lb.is_meta for lb in labels],
+        "hostname": [lb.hostname for lb in labels],
+        "evidence": [lb.evidence for lb in labels],
+        "confidence": [lb.confidence for lb in labels],
+        "catalog_rule": [lb.rule for lb in labels],
+        "sni": [e.sni or e.quic_sni for e in evidences],
+        "dns_name": [f.dns_name for f in flows],
+        "stun_mapped": [list(e.stun_mapped) for e in evidences],
+    }
+    from flowscope import schema
+    for c in schema.LABELS:
+        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+    notes = {"catalog": {"version": catalog.version, "sources": catalog.sources},
+             "dissectors": dict(sorted(counts.items()))}
+    return table, notes

@@ -1,0 +1,1 @@
+"""Pure, stdlib-only dissectors over payload bytes: bounded work, never raise on hostile input."""
