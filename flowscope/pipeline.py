@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import lzma
 import zlib
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +27,6 @@ from flowscope.sources import CaptureStats, open_capture
 
 EXPIRE_EVERY_BATCHES = 64
 EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
-BatchConsumer = Callable[[np.ndarray, np.ndarray, int], None]  # (buffer, P[:n], capture index)
 
 
 def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -47,10 +46,10 @@ def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats)
 
 
 def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
-              consumers: Iterable[BatchConsumer] = (), on_progress: Callable[[int], None] | None = None
+              collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None
               ) -> np.ndarray:
     """Read one file into flow records (all flushed, open ones marked OPEN_AT_END)."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns())
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
     P = new_batch(settings.batch_packets)
     try:
         reader = open_capture(path, capture)
@@ -58,8 +57,8 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
             table.add(P, n, part=index, capture=index)
             _note_batch(buf, P, n, capture)
-            for consume in consumers:
-                consume(buf, P[:n], index)
+            if collector:
+                collector(buf, P[:n], index)
             if batch_no % EXPIRE_EVERY_BATCHES == EXPIRE_EVERY_BATCHES - 1:
                 table.expire(EXPIRE_SLACK_NS)
             if on_progress:
@@ -93,12 +92,11 @@ def run(paths: list[str], settings: Settings, on_progress: Callable[[int, int], 
     """
     captures = [CaptureStats(path=str(p)) for p in paths]
     hashes = hashes or hashing.start(paths)
-    collector = PayloadCollector() if settings.classify else None
-    consumers = [collector] if collector else []
+    collector = PayloadCollector(len(paths), int(settings.timeouts_ns().max())) if settings.classify else None
     parts = []
     for k, (path, cap) in enumerate(zip(paths, captures)):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
-        parts.append(read_part(str(path), k, cap, settings, consumers, report))
+        parts.append(read_part(str(path), k, cap, settings, collector, report))
     records = np.concatenate(parts)
     records[:, PART] = _time_ranks(captures)[records[:, PART]]
     merged, dest = merge_parts(records, settings.timeouts_ns())
@@ -109,8 +107,7 @@ def run(paths: list[str], settings: Settings, on_progress: Callable[[int, int], 
     notes: dict = {}
     if collector:
         from flowscope.classify.stage import label_flows
-        table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A],
-                                   collector, settings)
+        table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A], collector, settings)
     else:
         for c in schema.LABELS:
             table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))

@@ -7,12 +7,11 @@ the flow's responder address (latest such answer wins).
 from __future__ import annotations
 
 import bisect
-from collections import Counter
 
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
-from flowscope.classify.classifier import FlowEvidence, classify_many
+from flowscope.classify.classifier import FlowEvidence, Label, classify_many
 from flowscope.dissect import evidence as ev_mod
 
 
@@ -36,12 +35,43 @@ def _dns_name(index, addr: str, ts_start: int) -> str | None:
     return got[1][k - 1] if k else None
 
 
+CALL_WINDOW_NS = 60 * 1_000_000_000
+
+
+def _call_legs(cols, starts, ends, labels):
+    """UDP flows sharing a local socket with a WhatsApp STUN flow are legs of that call.
+
+    WhatsApp sends STUN to its relays and media to the peer from one UDP socket, so a flow
+    on the same ip:port (either direction, during the call +-60 s) is a peer-to-peer leg.
+    """
+    sockets: dict[tuple[str, int], list] = {}
+    for i, lb in enumerate(labels):
+        if lb.service == "whatsapp.call" and lb.evidence == "stun" and cols["l4"][i] == "udp":
+            span = sockets.setdefault((cols["orig_ip"][i], cols["orig_port"][i]), [starts[i], ends[i], i])
+            span[0], span[1] = min(span[0], starts[i]), max(span[1], ends[i])
+    if not sockets:
+        return labels
+    out = list(labels)
+    for i, lb in enumerate(labels):
+        if cols["l4"][i] != "udp" or lb.service.startswith("whatsapp."):
+            continue
+        for end in ((cols["orig_ip"][i], cols["orig_port"][i]), (cols["resp_ip"][i], cols["resp_port"][i])):
+            span = sockets.get(end)
+            if span and span[0] - CALL_WINDOW_NS <= starts[i] <= span[1] + CALL_WINDOW_NS:
+                out[i] = Label("whatsapp.call", True, lb.hostname, "stun", "medium",
+                               f"same UDP socket {end[0]}:{end[1]} as the WhatsApp STUN flow {span[2]} "
+                               "(peer-to-peer call leg)")
+                break
+    return out
+
+
 def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a, collector, settings):
-    counts: Counter = Counter()
-    cols = table.select(["l4", "orig_port", "resp_ip", "resp_port", "ts_start", "app"]).to_pydict()
+    cols = table.select(["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"]).to_pydict()
     l4, orig_port, resp_port = cols["l4"], cols["orig_port"], cols["resp_port"]
-    evidences = ev_mod.for_flows(records, dest, flow_of_merged, merged_orig_is_a, collector.flows,
-                                 l4, orig_port, resp_port, counts)
+    none = ev_mod.Evidence()
+    evidences = [e or none for e in ev_mod.for_flows(records, dest, flow_of_merged, merged_orig_is_a,
+                                                      collector, table.num_rows)]
+    counts = collector.counts
     dns_index = _dns_index(evidences)
     starts = table["ts_start"].cast(pa.int64()).to_pylist()
     catalog = load_catalog(settings.catalogs)
@@ -52,6 +82,7 @@ def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a
                           dns_queries=e.dns_queries)
              for i, e in enumerate(evidences)]
     labels = classify_many(flows, catalog)
+    labels = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
     new = {
         "service": [lb.service for lb in labels],
         "is_meta": [lb.is_meta for lb in labels],

@@ -39,7 +39,10 @@ FLOW = 25       # set by the flow table: serial of the flow the packet belongs t
 DIR = 26        # set by the flow table: 0 originator -> responder, 1 the other way
 DUP = 27        # set by the flow table: 1 if suppressed as a duplicate
 NTH = 28        # set by the flow table: index of this payload packet in its flow direction, or -1
-NCOL = 29
+FSYN = 29       # set by the flow table: 1 if the packet's flow record began with a pure SYN
+HINT = 30       # payload's first bytes look like TLS/WA prologue/HTTP (TCP) or STUN/QUIC (UDP)
+KEEP = 31       # set by the flow table: 1 if the dissectors should see this payload
+NCOL = 32
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 

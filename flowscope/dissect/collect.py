@@ -1,57 +1,69 @@
-"""Keep payload only where it pays: a batch consumer that copies the evidence-bearing bytes.
+"""Keep payload only where it pays, and only until it has spoken.
 
-Selected per batch with one vectorised mask: the first few payload packets of each flow
-direction (TLS/QUIC ClientHello, the WhatsApp prologue, STUN, HTTP request heads) and every
-DNS packet. Nothing else leaves the read buffer, and nothing is ever written to disk:
-the bytes live in memory until the flow's evidence is extracted (evidence.py).
+The compiled flow table marks (column KEEP) the packets that can carry evidence: the first
+payload packets of each flow direction whose first originator bytes look like TLS, the
+WhatsApp prologue, an HTTP request, STUN or a QUIC long header (decode's HINT), and every
+DNS packet. Only their bytes leave the read buffer; nothing is ever written to disk.
+
+A TCP record that began with its SYN is dissected as soon as its originator has sent the
+kept packets, and its bytes are dropped. Other records (UDP, mid-stream TCP) may continue a
+record of the previous file, so their bytes wait until the parts are merged; combined in
+time order and cut to the same limits, they give exactly the single-file result.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
 
 import numpy as np
 
-from flowscope.decode.layout import DIR, DPORT, DUP, FLOW, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS
+from flowscope.decode.layout import DIR, DPORT, FLOW, FSYN, KEEP, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS
+from flowscope.dissect import evidence as ev
 
 # Payload packets kept per flow direction (originator, responder). TCP: the client's first
-# segments hold a ClientHello split over records and segments, the WhatsApp prologue or an
-# HTTP request head; UDP: QUIC Initials and STUN requests, STUN responses (mapped addresses).
-KEEP_TCP = (8, 0)
+# segments hold the ClientHello (two segments with post-quantum key shares), the WhatsApp
+# prologue (real clients split it: 4 B, then the rest) or an HTTP request head. UDP: QUIC
+# Initials and STUN requests; STUN responses (mapped addresses).
+KEEP_TCP = (4, 0)
 KEEP_UDP = (4, 2)
-STREAM_BYTES = 16 << 10    # per TCP direction: enough for any ClientHello
+KEEP_DATAGRAM_BYTES = 1500
 DNS_PORT = 53
 
 
-@dataclass
-class FlowBytes:
-    """What one partial flow record kept: TCP segments or datagrams per direction."""
-    segments: tuple = field(default_factory=lambda: ([], []))   # (seq, bytes) per direction
-    datagrams: tuple = field(default_factory=lambda: ([], []))  # (ts, bytes) per direction
-    stream_bytes: list = field(default_factory=lambda: [0, 0])
-
-
 class PayloadCollector:
-    """Batch consumer for pipeline.read_part: (buffer, P[:n], part) -> kept bytes."""
+    """Batch consumer for pipeline.read_part: copies the packets the flow table marked KEEP.
 
-    def __init__(self):
-        self.flows: dict[tuple[int, int], FlowBytes] = {}
+    `keep` is what the flow table needs to mark them: per-direction limits and, with
+    several parts, the window in which a record may continue the previous part's flow.
+    """
+
+    def __init__(self, parts: int = 1, continuation_ns: int = 0):
+        self.pending: dict[tuple[int, int], ev.FlowBytes] = {}
+        self.evidence: dict[tuple[int, int], ev.Evidence] = {}
+        self.decided: set[tuple[int, int]] = set()  # TCP records dissected from their SYN on
+        self.counts: Counter = Counter()
+        # With several parts, a record starting within the longest timeout of its part's
+        # first packet may continue a flow of the previous part: the table keeps its bytes
+        # whatever they look like, so that joining parts reproduces the single-file result.
+        self.keep = (*KEEP_TCP, *KEEP_UDP, continuation_ns if parts > 1 else -1)
 
     def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
-        nth, proto, d = P[:, NTH], P[:, PROTO], P[:, DIR]
-        limit = np.where(proto == 6, np.where(d == 0, KEEP_TCP[0], KEEP_TCP[1]),
-                         np.where(d == 0, KEEP_UDP[0], KEEP_UDP[1]))
-        dns = (P[:, SPORT] == DNS_PORT) | (P[:, DPORT] == DNS_PORT)
-        keep = (P[:, PCAP] > 0) & (P[:, DUP] == 0) & (P[:, FLOW] >= 0) & (((nth >= 0) & (nth < limit)) | dns)
-        rows = np.flatnonzero(keep)
+        rows = np.flatnonzero(P[:, KEEP])
         if not len(rows):
             return
-        for flow, d, l4, seq, off, cap, ts in P[rows][:, [FLOW, DIR, PROTO, SEQ, POFF, PCAP, TS]].tolist():
-            kept = self.flows.get((part, flow))
+        self.counts["payload-packets-kept"] += len(rows)
+        sel = P[rows]
+        l4 = sel[:, PROTO]
+        dns = ((sel[:, SPORT] == DNS_PORT) | (sel[:, DPORT] == DNS_PORT)).tolist()
+        done = ((sel[:, NTH] == KEEP_TCP[0] - 1) & (sel[:, DIR] == 0) & (l4 == 6) & (sel[:, FSYN] == 1)).tolist()
+        for k, (f, dk, proto, seq, off, cap, ts) in enumerate(sel[:, [FLOW, DIR, PROTO, SEQ, POFF, PCAP, TS]].tolist()):
+            key = (part, f)
+            if dns[k]:
+                ev.add_dns(self.evidence.setdefault(key, ev.Evidence()), proto, ts, bytes(buf[off:off + cap]), self.counts)
+                continue
+            kept = self.pending.get(key)
             if kept is None:
-                kept = self.flows[(part, flow)] = FlowBytes()
-            if l4 == 6:
-                if kept.stream_bytes[d] < STREAM_BYTES:
-                    kept.segments[d].append((seq, bytes(buf[off:off + cap])))
-                    kept.stream_bytes[d] += cap
-            else:
-                kept.datagrams[d].append((ts, bytes(buf[off:off + cap])))
+                kept = self.pending[key] = ev.FlowBytes(proto)
+            kept.add(dk, seq, ts, bytes(buf[off:off + (cap if proto == 6 else min(cap, KEEP_DATAGRAM_BYTES))]))
+            if done[k]:  # a TCP record from its SYN: its originator has said what it will say here
+                self.evidence[key] = ev.extract(self.pending.pop(key), self.counts)
+                self.decided.add(key)

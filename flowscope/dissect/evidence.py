@@ -1,8 +1,8 @@
-"""Per-flow evidence from the kept payload bytes: run the dissectors once per finished flow.
+"""Per-flow evidence from kept payload bytes: the dissectors run once per flow record.
 
-Partial records of one flow (from consecutive files) are combined first, their directions
-aligned to the merged flow's originator. Malformed input is counted per reason, never
-raised (`counts`), so summary.json can say how much each dissector had to skip.
+Malformed input is counted per reason, never raised (`counts`), so summary.json can say how
+much each dissector had to skip. Records of one flow from consecutive files combine as
+evidence (first name wins, flags OR), not as bytes.
 """
 from __future__ import annotations
 
@@ -10,7 +10,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from flowscope.dissect import dns, http, quic, stun, tls, whatsapp
-from flowscope.dissect.collect import DNS_PORT, FlowBytes
+
+
+class FlowBytes:
+    """Payload kept for one undecided flow record: TCP segments or datagrams per direction."""
+    __slots__ = ("l4", "segments", "datagrams")
+
+    def __init__(self, l4: int):
+        self.l4 = l4
+        self.segments: tuple = ([], [])   # (seq, bytes) per direction
+        self.datagrams: tuple = ([], [])  # (ts, bytes) per direction
+
+    def add(self, d: int, seq: int, ts: int, data: bytes) -> None:
+        if self.l4 == 6:
+            self.segments[d].append((seq, data))
+        else:
+            self.datagrams[d].append((ts, data))
 
 
 @dataclass
@@ -49,28 +64,34 @@ def reassemble(segments: list[tuple[int, bytes]], limit: int = 16 << 10) -> byte
     return bytes(out[:limit])
 
 
-def combine(parts: list[tuple[FlowBytes, bool]]) -> FlowBytes:
-    """Join partial records in time order; `swapped` flips a record's directions."""
-    if len(parts) == 1 and not parts[0][1]:
-        return parts[0][0]
-    out = FlowBytes()
-    for kept, swapped in parts:
-        for d in (0, 1):
-            src = 1 - d if swapped else d
-            out.segments[d].extend(kept.segments[src])
-            out.datagrams[d].extend(kept.datagrams[src])
-    return out
-
-
-def extract(kept: FlowBytes, l4: str, orig_port: int, resp_port: int, counts: Counter) -> Evidence:
+def extract(kept: FlowBytes, counts: Counter) -> Evidence:
     ev = Evidence()
-    if resp_port == DNS_PORT or orig_port == DNS_PORT:
-        _dns(kept, l4, ev, counts)
-    elif l4 == "tcp":
+    if kept.l4 == 6:
         _tcp(reassemble(kept.segments[0]), ev, counts)
-    elif l4 == "udp":
-        _udp(kept, resp_port, ev, counts)
+    elif kept.l4 == 17:
+        _udp(kept, ev, counts)
     return ev
+
+
+def merged(items: list[Evidence]) -> Evidence:
+    """Evidence of one flow from its records in time order."""
+    if len(items) == 1:
+        return items[0]
+    out = Evidence()
+    for e in items:
+        out.wa_prologue |= e.wa_prologue
+        out.wa_version = out.wa_version or e.wa_version
+        out.sni = out.sni or e.sni
+        out.alpn = out.alpn or e.alpn
+        out.quic_sni = out.quic_sni or e.quic_sni
+        out.quic_version = out.quic_version or e.quic_version
+        out.http_host = out.http_host or e.http_host
+        out.stun |= e.stun
+        out.stun_whatsapp |= e.stun_whatsapp
+        out.stun_mapped += tuple(a for a in e.stun_mapped if a not in out.stun_mapped)
+        out.dns_queries += tuple(q for q in e.dns_queries if q not in out.dns_queries)
+        out.dns_answers += e.dns_answers
+    return out
 
 
 def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
@@ -90,7 +111,7 @@ def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
     ev.http_host = http.http_host(stream)
 
 
-def _udp(kept: FlowBytes, resp_port: int, ev: Evidence, counts: Counter) -> None:
+def _udp(kept: FlowBytes, ev: Evidence, counts: Counter) -> None:
     for d in (0, 1):
         for _ts, data in kept.datagrams[d]:
             msg = stun.parse_stun(data)
@@ -111,49 +132,64 @@ def _udp(kept: FlowBytes, resp_port: int, ev: Evidence, counts: Counter) -> None
             counts[f"quic-{status}"] += 1
 
 
-def _dns(kept: FlowBytes, l4: str, ev: Evidence, counts: Counter) -> None:
-    messages = []
-    if l4 == "udp":
-        for d in (0, 1):
-            for ts, data in kept.datagrams[d]:
-                msg = dns.parse_dns(data)
-                if msg is None:
-                    counts["dns-malformed"] += 1
-                else:
-                    messages.append((ts, msg))
-    elif l4 == "tcp":
-        for d in (0, 1):
-            msgs, _used = dns.parse_dns_tcp(reassemble(kept.segments[d]))
-            messages += [(None, m) for m in msgs]
-    queries = []
-    for ts, msg in messages:
+def add_dns(ev: Evidence, l4: int, ts: int, data: bytes, counts: Counter) -> None:
+    """Dissect one DNS payload at once (UDP datagram or a TCP segment carrying whole messages)."""
+    if l4 == 17:
+        msg = dns.parse_dns(data)
+        msgs = [] if msg is None else [msg]
+        if msg is None:
+            counts["dns-malformed"] += 1
+    else:
+        msgs, _used = dns.parse_dns_tcp(data)
+    for msg in msgs:
+        if not msg.complete:
+            counts["dns-incomplete"] += 1
         for name, _qtype in msg.questions:
-            if name not in queries:
-                queries.append(name)
-        if msg.is_response and ts is not None:
+            if name not in ev.dns_queries:
+                ev.dns_queries += (name,)
+        if msg.is_response:
             ev.dns_answers += [(ts, addr, name) for addr, name in dns.address_names(msg).items()]
-    ev.dns_queries = tuple(queries)
 
 
-def for_flows(records, dest, flow_of_merged, merged_orig_is_a, kept: dict, l4, orig_port, resp_port,
-              counts: Counter) -> list[Evidence]:
-    """Evidence per final flow (flow_id order) from the partial records' kept bytes.
+def for_flows(records, dest, flow_of_merged, merged_orig_is_a, collector, n_flows: int) -> list:
+    """Evidence per final flow (flow_id order; None where nothing was kept).
 
-    records: partial records (CAPTURE, SERIAL, ORIG_IS_A columns); dest[k]: merged row of
-    record k; flow_of_merged[m]: flow_id of merged row m.
+    A flow's records are taken in time order. Pending bytes of its records are joined
+    (directions aligned to the merged flow's originator), cut to the first kept packets
+    per direction, then dissected once.
     """
+    from flowscope.dissect.collect import KEEP_TCP, KEEP_UDP
     from flowscope.flows.layout import CAPTURE, ORIG_IS_A, PART, SERIAL
-    parts: dict[int, list] = {}
-    order = sorted(range(len(records)), key=lambda k: (records[k, PART], records[k, SERIAL]))
-    for k in order:
-        got = kept.get((int(records[k, CAPTURE]), int(records[k, SERIAL])))
-        if got is None:
-            continue
+    row_of = {key: k for k, key in enumerate(zip(records[:, CAPTURE].tolist(), records[:, SERIAL].tolist()))}
+    keys = sorted((k for k in map(row_of.get, set(collector.evidence) | set(collector.pending)) if k is not None),
+                  key=lambda k: (records[k, PART], records[k, SERIAL]))
+    out: list = [None] * n_flows
+    decided: dict[int, list] = {}
+    pending: dict[int, FlowBytes] = {}
+    closed: set[int] = set()
+    for k in keys:
+        key = (int(records[k, CAPTURE]), int(records[k, SERIAL]))
         m = int(dest[k])
-        swapped = bool(records[k, ORIG_IS_A] != merged_orig_is_a[m])
-        parts.setdefault(int(flow_of_merged[m]), []).append((got, swapped))
-    out = []
-    for fid in range(len(l4)):
-        got = parts.get(fid)
-        out.append(extract(combine(got), l4[fid], orig_port[fid], resp_port[fid], counts) if got else Evidence())
+        fid = int(flow_of_merged[m])
+        if key in collector.evidence:
+            decided.setdefault(fid, []).append(collector.evidence[key])
+            if key in collector.decided:
+                closed.add(fid)  # its first packets were dissected: later records add nothing
+        kept = collector.pending.get(key)
+        if kept is not None and fid not in closed:
+            into = pending.setdefault(fid, FlowBytes(kept.l4))
+            swap = records[k, ORIG_IS_A] != merged_orig_is_a[m]
+            for d in (0, 1):
+                src = 1 - d if swap else d
+                into.segments[d].extend(kept.segments[src])
+                into.datagrams[d].extend(kept.datagrams[src])
+    for fid, kept in pending.items():
+        keep = KEEP_TCP if kept.l4 == 6 else KEEP_UDP
+        for d in (0, 1):
+            del kept.segments[d][keep[d]:]
+            del kept.datagrams[d][keep[d]:]
+        decided.setdefault(fid, []).append(extract(kept, collector.counts))
+    collector.pending.clear()
+    for fid, items in decided.items():
+        out[fid] = merged(items)
     return out

@@ -14,6 +14,8 @@ Host names and ALPN ids come back as harmless ASCII text (see :func:`safe_text`)
 """
 from __future__ import annotations
 
+import struct
+
 from dataclasses import dataclass
 
 __all__ = [
@@ -181,35 +183,55 @@ class _Reader:
         return None if size is None else self.take(size)
 
 
+_U16 = struct.Struct(">H").unpack_from
+_U16X2 = struct.Struct(">HH").unpack_from
+
+
 def _parse_body(body: memoryview) -> ClientHello | None:
-    """Parse a ClientHello body (after the 4-byte handshake header); ``None`` if inconsistent."""
-    r = _Reader(body)
-    legacy_version = r.uint(2)
-    random = r.take(32)
-    session_id = r.vector(1)
-    suites = r.vector(2)
-    compression = r.vector(1)
-    if legacy_version is None or random is None or session_id is None or suites is None \
-            or compression is None:
+    """Parse a ClientHello body (after the 4-byte handshake header); ``None`` if inconsistent.
+
+    Offsets over one bytes object with struct (about 10x faster than a reader object per
+    field: this runs once per TLS flow on the hot path of classification).
+    """
+    b = bytes(body)
+    n = len(b)
+    if n < 35:
         return None
-    if len(session_id) > 32 or len(suites) < 2 or len(suites) % 2 or len(compression) < 1:
+    legacy_version = _U16(b, 0)[0]
+    sid = b[34]
+    p = 35 + sid
+    if sid > 32 or p + 2 > n:
         return None
-    if r.left() == 0:             # no extensions at all (SSL 3.0 / TLS 1.0 style)
+    suites = _U16(b, p)[0]
+    p += 2
+    if suites < 2 or suites % 2 or p + suites + 1 > n:
+        return None
+    p += suites
+    comp = b[p]
+    p += 1
+    if comp < 1 or p + comp > n:
+        return None
+    p += comp
+    if p == n:                    # no extensions at all (SSL 3.0 / TLS 1.0 style)
         return ClientHello(None, (), legacy_version, ())
-    extensions = r.vector(2)
-    if extensions is None or r.left() != 0:
+    if p + 2 > n or p + 2 + _U16(b, p)[0] != n:
         return None
+    p += 2
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[int, ...] = ()
     seen: set[int] = set()
-    ext = _Reader(extensions)
-    while ext.left():
-        ext_type = ext.uint(2)
-        data = ext.vector(2)
-        if ext_type is None or data is None or ext_type in seen:
+    view = memoryview(b)
+    while p < n:
+        if p + 4 > n:
+            return None
+        ext_type, size = _U16X2(b, p)
+        p += 4
+        if p + size > n or ext_type in seen:
             return None            # truncated extension or a duplicate (RFC 8446 4.2)
         seen.add(ext_type)
+        data = view[p:p + size]
+        p += size
         if ext_type == _EXT_SERVER_NAME:
             good, sni = _server_name(data)
             if not good:

@@ -45,7 +45,8 @@ FIRST_ANY = DUPS + 6
 CAPTURE = DUPS + 7         # index of the input file the flow started in
 SERIAL = DUPS + 8          # creation order within a part
 PART = DUPS + 9            # part (file or chunk) index, in time order
-NF = DUPS + 10
+USEFUL = DUPS + 10         # the record's payload is kept for the dissectors (part-local)
+NF = DUPS + 11
 
 # end_reason codes, with their names in flows.parquet
 END_EOF, END_IDLE, END_FIN, END_RST = 0, 1, 2, 3

@@ -18,10 +18,13 @@ from flowscope.flows.layout import (
     END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
     K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END, ORIG_IS_A,
     PART, PAYLOAD, PKTS, RST, SERIAL, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
-    TO_TCP_CLOSED, TO_UDP,
+    TO_TCP_CLOSED, TO_UDP, USEFUL,
 )
 
-S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS = 0, 1, 2, 3
+S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS, S_MINTS = 0, 1, 2, 3, 4
+# keep[]: payload packets handed to the dissectors per flow direction, and the window in
+# which a record not starting with a SYN may continue the previous part's flow (-1: none)
+K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS = 0, 1, 2, 3, 4
 OK, NEED_GROW = 0, 1
 _TS_FIELDS = (FIRST, LAST, SYN_TS, SYNACK_TS, ACK_TS, DTS0, DTS1)
 
@@ -198,8 +201,25 @@ def _account(T, r, P, i, d, dedup_ns):
     return True
 
 
+@njit(cache=True)
+def _keep(T, r, P, i, d, S, keep):
+    """Should the dissectors see packet i (accounted in row r, direction d)?"""
+    if P[i, pk.PCAP] <= 0:
+        return 0
+    if P[i, pk.SPORT] == 53 or P[i, pk.DPORT] == 53:
+        return 1
+    nth = P[i, pk.NTH]
+    if nth == 0 and d == 0:
+        cont = (keep[K_CONTINUATION_NS] >= 0 and T[r, FIRST_PURE_SYN] == 0
+                and P[i, pk.TS] - S[S_MINTS] <= keep[K_CONTINUATION_NS])
+        T[r, USEFUL] = 1 if (P[i, pk.HINT] or cont) else 0
+    tcp = (T[r, K_PROTO] & 0xFF) == 6
+    limit = keep[(K_TCP0 if tcp else K_UDP0) + d]
+    return 1 if (T[r, USEFUL] and 0 <= nth < limit) else 0
+
+
 @njit(cache=True, nogil=True)
-def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture):
+def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep):
     """Account packets P[start:n]; finished flows are copied to `out`.
 
     Returns (next packet, flows written to out, status); status NEED_GROW asks the caller
@@ -210,11 +230,14 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
         P[i, pk.FLOW] = -1
         P[i, pk.DUP] = 0
         P[i, pk.NTH] = -1
+        P[i, pk.KEEP] = 0
         if P[i, pk.STATUS] != pk.OK:
             continue
         ts = P[i, pk.TS]
         if ts > S[S_MAXTS]:
             S[S_MAXTS] = ts
+        if ts < S[S_MINTS]:
+            S[S_MINTS] = ts
         proto = (P[i, pk.IPVER] << 8) | P[i, pk.PROTO]
         shi, slo, dhi, dlo = P[i, pk.SRC_HI], P[i, pk.SRC_LO], P[i, pk.DST_HI], P[i, pk.DST_LO]
         sp, dp = P[i, pk.SPORT], P[i, pk.DPORT]
@@ -243,9 +266,12 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
                 _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
         d = 0 if src_is_a == T[r, ORIG_IS_A] else 1
         P[i, pk.DIR] = d
+        P[i, pk.FSYN] = T[r, FIRST_PURE_SYN]
         P[i, pk.FLOW] = T[r, SERIAL]
         if not _account(T, r, P, i, d, dedup_ns):
             P[i, pk.DUP] = 1
+        elif keep[K_TCP0] >= 0:
+            P[i, pk.KEEP] = _keep(T, r, P, i, d, S, keep)
     return n, n_out, OK
 
 
@@ -281,13 +307,16 @@ def reindex(T, index):
 class FlowTable:
     """Python owner of the compiled table's arrays; grows them when full."""
 
-    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14):
+    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None):
+        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection)."""
         self.timeouts = timeouts_ns
         self.dedup_ns = dedup_ns
+        self.keep = np.array(keep if keep is not None else (-1, -1, -1, -1, -1), dtype=np.int64)
         self.T = np.zeros((rows, NF), dtype=np.int64)
         self.index = np.zeros(2 * rows, dtype=np.int64)
         self.free = np.arange(rows - 1, -1, -1, dtype=np.int64)
-        self.S = np.zeros(4, dtype=np.int64)
+        self.S = np.zeros(5, dtype=np.int64)
+        self.S[S_MINTS] = np.iinfo(np.int64).max
         self.S[S_FREE_TOP] = rows
         self.S[S_MAXTS] = np.iinfo(np.int64).min
         self._out = np.zeros((0, NF), dtype=np.int64)
@@ -299,7 +328,7 @@ class FlowTable:
         start = 0
         while True:
             start, n_out, status = update(self.T, self.index, self.free, self.S, P, start, n,
-                                          self.timeouts, self.dedup_ns, self._out, part, capture)
+                                          self.timeouts, self.dedup_ns, self._out, part, capture, self.keep)
             if n_out:
                 self.finished.append(self._out[:n_out].copy())
             if status == OK:
