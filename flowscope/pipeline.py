@@ -51,6 +51,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
     """Read one file into flow records (all flushed, open ones marked OPEN_AT_END)."""
     table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
     P = new_batch(settings.batch_packets)
+    reader = None
     try:
         reader = open_capture(path, capture)
         capture.format = capture.format or reader.format
@@ -69,6 +70,9 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
             capture.error += f" (in {capture.compression}-compressed data)"
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         capture.error = f"{path}: corrupt or unreadable data: {exc}"
+    finally:
+        if reader is not None:
+            reader.stream.close()
     table.flush()
     return table.records()
 

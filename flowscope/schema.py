@@ -63,6 +63,7 @@ LABELS = (
     Column("catalog_rule", pa.string(), "The catalog entry that matched (pattern or prefix, with its source), for the audit trail."),
     Column("sni", pa.string(), "Server name from the TLS or QUIC ClientHello (escaped text), if any."),
     Column("dns_name", pa.string(), "Name whose DNS answer resolved resp_ip before ts_start (the name the client asked for), if any."),
+    Column("dns_queries", pa.list_(pa.string()), "For DNS flows: the names asked (escaped text). Asking for a Meta name already tells the resolver the intent."),
     Column("stun_mapped", pa.list_(pa.string()), "Addresses STUN reported (MAPPED/XOR-MAPPED-ADDRESS, ip:port): the device's public address as a call server sees it."),
 )
 

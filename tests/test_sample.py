@@ -74,3 +74,34 @@ def test_tcp_states_of_closed_chat(result, truth):
     row = _ours(result, chat[0])
     assert row.tcp_state == "SF"
     assert row.end_reason == "fin"
+
+
+def test_services_and_hostnames_match_truth(result, truth):
+    for t in truth["flows"]:
+        row = _ours(result, t)
+        assert (row.service, row.hostname) == (t["service"], t["hostname"]), t
+        assert row.is_meta == (t["service"] != "other"), t
+
+
+def test_evidence_is_the_strongest_available(result, truth):
+    by_service = {}
+    for t in truth["flows"]:
+        by_service.setdefault(t["service"], set()).add(_ours(result, t).evidence)
+    assert by_service["whatsapp.chat"] == {"wa-prologue"}
+    assert by_service["whatsapp.media"] == {"sni"}
+    assert "stun" in by_service["whatsapp.call"]
+    assert _ours(result, next(t for t in truth["flows"] if t["resp_port"] == 5222)).confidence == "high"
+
+
+def test_call_peer_and_mapped_address(result, truth):
+    f = result.flows
+    peer = f[f.resp_ip.isin([p["ip"] for p in truth["call"]["peers"]])]
+    assert len(peer) == 1 and peer.iloc[0].service == "whatsapp.call"
+    mapped = {a for lst in f.stun_mapped for a in lst}
+    assert {"203.0.113.7:40000", "203.0.113.7:40001"} <= mapped
+
+
+def test_summary_counts_meta(result):
+    meta = result.summary["meta"]
+    assert meta["flows"] == int(result.flows.is_meta.sum())
+    assert set(meta["flows_by_service"]) <= set(flowscope.schema.SERVICES)

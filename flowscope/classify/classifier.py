@@ -169,10 +169,8 @@ def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None) -> Labe
         if hits:
             _, query, rule = min(hits, key=lambda h: h[0])  # a WhatsApp name first, else the first Meta one
             family = _family(rule.service)
-            return label(f"{family}.other", "dns", "medium", f"DNS query for a {family} name ({rule.cite()})",
-                         host=hostname or query)
-        if not hostname and ev.dns_queries and isinstance(ev.dns_queries[0], str):
-            hostname = ev.dns_queries[0]
+            return label(f"{family}.other", "dns", "medium", f"DNS query for a {family} name ({rule.cite()})")
+        # hostname stays the server's (none for a resolver): the names asked are in dns_queries
 
     # 3. names
     for evidence, value, confidence in (("sni", ev.sni, "high"), ("quic-sni", ev.quic_sni, "high"),

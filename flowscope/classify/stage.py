@@ -93,6 +93,7 @@ def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a
         "sni": [e.sni or e.quic_sni for e in evidences],
         "dns_name": [f.dns_name for f in flows],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
+        "dns_queries": [list(e.dns_queries) for e in evidences],
     }
     from flowscope import schema
     for c in schema.LABELS:

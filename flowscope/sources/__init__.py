@@ -55,10 +55,17 @@ def open_capture(path: str, capture: CaptureStats):
         raise CaptureError(path, "permission denied") from None
     except OSError as exc:
         raise CaptureError(path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        return _reader(path, raw, capture)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _reader(path: str, raw, capture: CaptureStats):
     head = raw.read(8)
     raw.seek(0)
     if not head:
-        raw.close()
         raise CaptureError(path, "empty file")
     fileobj = raw
     for magic, name in COMPRESSION_MAGICS.items():

@@ -61,5 +61,12 @@ class ByteStream:
         except (OSError, ValueError):
             return 0
 
+    def close(self) -> None:
+        for f in (self._f, self._raw):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+
     def tail(self) -> bytes:
         return bytes(self.buf[self.start:self.end])

@@ -162,8 +162,8 @@ def test_hostname_order(cat):
     assert classify(tcp(WA_IP, dns_name="d.test"), cat).hostname == "d.test"
     assert classify(tcp(WA_IP), cat).hostname == ""
     dns = classify(udp(LAN_DNS, 53, dns_queries=("zoom.us", "mmg.whatsapp.net")), cat)
-    assert dns.hostname == "mmg.whatsapp.net"  # the query that matched
-    assert classify(udp(LAN_DNS, 53, dns_queries=("zoom.us",)), cat).hostname == "zoom.us"
+    assert dns.hostname == ""  # a resolver has no name of its own; the queries are a column of their own
+    assert classify(udp(LAN_DNS, 53, dns_queries=("zoom.us",)), cat).hostname == ""
 
 
 def test_rule_is_an_audit_trail(cat):
@@ -197,7 +197,8 @@ def test_hostile_names_are_compared_not_evaluated(cat, name):
         assert label.hostname == name  # returned as given; escaping is the report's job
         assert name not in label.rule
     dns = classify(udp(LAN_DNS, 53, dns_queries=(name,)), cat)
-    assert (dns.service, dns.evidence, dns.hostname) == ("whatsapp.other", "dns", name)
+    assert (dns.service, dns.evidence, dns.hostname) == ("whatsapp.other", "dns", "")  # names: dns_queries
+    assert name not in dns.rule
 
 
 @pytest.mark.parametrize("ev", [
