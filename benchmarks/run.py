@@ -62,7 +62,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_FILE = os.path.join(HERE, "data", "bench.pcap")
-ALL_TOOLS = ["flowscope", "nfstream", "tshark", "dpkt", "scapy", "read"]
+ALL_TOOLS = ["flowscope", "flowscope-classify", "nfstream", "tshark", "dpkt", "scapy", "read"]
 _VENV_EXE = os.path.join(ROOT, ".venv", "bin", "flowscope")
 DEFAULT_FLOWSCOPE = _VENV_EXE if os.path.exists(_VENV_EXE) else (shutil.which("flowscope") or _VENV_EXE)
 FLOWSCOPE_EXE = DEFAULT_FLOWSCOPE  # --flowscope-exe overrides
@@ -200,7 +200,7 @@ def tool_available(tool: str) -> tuple[bool, str]:
         return True, ""
     if tool == "tshark":
         return (True, "") if shutil.which("tshark") else (False, "not installed")
-    if tool == "flowscope":
+    if tool.startswith("flowscope"):
         if not os.path.exists(FLOWSCOPE_EXE):
             return False, "not installed"
         try:
@@ -223,7 +223,7 @@ def tool_version(tool: str) -> str:
             return _first_line(out)
         if tool == "read":
             return "Python " + platform.python_version()
-        if tool == "flowscope":
+        if tool.startswith("flowscope"):
             p = subprocess.run([FLOWSCOPE_EXE, "--version"], capture_output=True, text=True, timeout=60)
             if p.returncode == 0 and p.stdout.strip():
                 return _first_line(p.stdout)
@@ -233,7 +233,9 @@ def tool_version(tool: str) -> str:
 
 
 def command_for(tool: str, path: str, workdir: str, args) -> list[str]:
-    if tool == "flowscope":
+    if tool == "flowscope":  # file -> flow table (the target)
+        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-classify"]
+    if tool == "flowscope-classify":  # + payload dissection and service labels
         return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out")]
     if tool == "tshark":
         return ["tshark", "-r", path, "-q", "-z", "conv,tcp", "-z", "conv,udp"]
@@ -245,7 +247,7 @@ def command_for(tool: str, path: str, workdir: str, args) -> list[str]:
 def parse_result(tool: str, stdout: str, workdir: str) -> dict:
     if tool == "tshark":
         return {"flows": sum(1 for line in stdout.splitlines() if "<->" in line)}
-    if tool == "flowscope":
+    if tool.startswith("flowscope"):
         out = os.path.join(workdir, "out")
         summ = os.path.join(out, "summary.json")
         res: dict = {"flows": None}
