@@ -89,12 +89,7 @@ class PcapReader:
                 incl = struct.unpack_from(">I" if self.big else "<I", s.buf, pos + 8)[0]
                 raise CaptureError(self.path, f"absurd record length {incl} bytes at offset {s.offset + pos}")
             if s.eof:
-                if s.error:
-                    raise CaptureError(self.path, s.error)
-                left = s.end - s.start
-                if left:
-                    raise CaptureError(self.path, f"truncated last record at offset {s.offset + s.start} "
-                                                  f"({left} bytes of an incomplete record)")
+                s.end_of_input(self.path, "record")
                 return
             need = self.hdr_len
             if s.end - s.start >= self.hdr_len:

@@ -165,11 +165,7 @@ class PcapngReader:
                 raise CaptureError(self.path, f"bad block length {blen} for block type 0x{btype:08X} "
                                               f"at offset {s.offset + pos}")
             if s.eof:
-                if s.error:
-                    raise CaptureError(self.path, s.error)
-                if s.end - s.start:
-                    raise CaptureError(self.path, f"truncated last block at offset {s.offset + s.start} "
-                                                  f"({s.end - s.start} bytes of an incomplete block)")
+                s.end_of_input(self.path, "block")
                 return
             need = 12
             if s.end - s.start >= 12:
@@ -211,7 +207,7 @@ class PcapngReader:
         elif btype == ISB:
             self._interface_stats(body)
         elif btype == NRB:
-            self.capture.name_records += sum(1 for _ in _nrb_records(body, self._order()))
+            self.capture.name_records += sum(1 for _ in _options(body, self._order()))
         elif btype in CUSTOM:
             self._custom(body)
         elif btype != SHB:
@@ -271,20 +267,14 @@ class PcapngReader:
 
 
 def _options(data: bytes, o: str):
+    """Type-length-value items padded to 4 bytes, up to an end marker (type 0).
+
+    The layout of block options and of name resolution records alike.
+    """
     k = 0
     while k + 4 <= len(data):
         code, ln = struct.unpack_from(o + "HH", data, k)
         if code == 0:
             return
         yield code, data[k + 4:k + 4 + ln]
-        k += 4 + ((ln + 3) & ~3)
-
-
-def _nrb_records(data: bytes, o: str):
-    k = 0
-    while k + 4 <= len(data):
-        rtype, ln = struct.unpack_from(o + "HH", data, k)
-        if rtype == 0:
-            return
-        yield rtype, data[k + 4:k + 4 + ln]
         k += 4 + ((ln + 3) & ~3)

@@ -61,6 +61,16 @@ class ByteStream:
         except (OSError, ValueError):
             return 0
 
+    def end_of_input(self, path: str, unit: str) -> None:
+        """At EOF: raise if the decompressor failed or an incomplete `unit` is left over."""
+        from flowscope.errors import CaptureError
+        if self.error:
+            raise CaptureError(path, self.error)
+        left = self.end - self.start
+        if left:
+            raise CaptureError(path, f"truncated last {unit} at offset {self.offset + self.start} "
+                                     f"({left} bytes of an incomplete {unit})")
+
     def close(self) -> None:
         for f in (self._f, self._raw):
             try:
