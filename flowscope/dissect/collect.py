@@ -52,18 +52,19 @@ class PayloadCollector:
             return
         self.counts["payload-packets-kept"] += len(rows)
         sel = P[rows]
+        mem = memoryview(buf)
         l4 = sel[:, PROTO]
         dns = ((sel[:, SPORT] == DNS_PORT) | (sel[:, DPORT] == DNS_PORT)).tolist()
         done = ((sel[:, NTH] == KEEP_TCP[0] - 1) & (sel[:, DIR] == 0) & (l4 == 6) & (sel[:, FSYN] == 1)).tolist()
         for k, (f, dk, proto, seq, off, cap, ts) in enumerate(sel[:, [FLOW, DIR, PROTO, SEQ, POFF, PCAP, TS]].tolist()):
             key = (part, f)
             if dns[k]:
-                ev.add_dns(self.evidence.setdefault(key, ev.Evidence()), proto, ts, bytes(buf[off:off + cap]), self.counts)
+                ev.add_dns(self.evidence.setdefault(key, ev.Evidence()), proto, ts, mem[off:off + cap].tobytes(), self.counts)
                 continue
             kept = self.pending.get(key)
             if kept is None:
                 kept = self.pending[key] = ev.FlowBytes(proto)
-            kept.add(dk, seq, ts, bytes(buf[off:off + (cap if proto == 6 else min(cap, KEEP_DATAGRAM_BYTES))]))
+            kept.add(dk, seq, ts, mem[off:off + (cap if proto == 6 else min(cap, KEEP_DATAGRAM_BYTES))].tobytes())
             if done[k]:  # a TCP record from its SYN: its originator has said what it will say here
                 self.evidence[key] = ev.extract(self.pending.pop(key), self.counts)
                 self.decided.add(key)
