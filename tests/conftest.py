@@ -42,3 +42,25 @@ def split_pcap(path: Path, cuts: list[int], out_dir: Path) -> list[Path]:
     bounds = [0, *cuts, len(records)]
     return [write_records(out_dir / f"part{k}.pcap", header, records[a:b])
             for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def l4_payloads(path: Path) -> dict[int, tuple[str, bytes]]:
+    """Frame number -> ("udp" | "tcp", payload) over Ethernet (VLAN too), via dpkt."""
+    import dpkt
+    out = {}
+    with open(path, "rb") as fh:
+        try:
+            reader = dpkt.pcap.Reader(fh)
+        except ValueError:
+            fh.seek(0)
+            reader = dpkt.pcapng.Reader(fh)
+        for number, (_ts, frame) in enumerate(reader, 1):
+            try:
+                l4 = dpkt.ethernet.Ethernet(frame).data.data
+            except Exception:  # noqa: BLE001 - the corpus holds deliberately broken frames
+                continue
+            if isinstance(l4, dpkt.udp.UDP):
+                out[number] = ("udp", bytes(l4.data))
+            elif isinstance(l4, dpkt.tcp.TCP) and l4.data:
+                out[number] = ("tcp", bytes(l4.data))
+    return out

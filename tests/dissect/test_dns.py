@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
+from conftest import l4_payloads
 from flowscope.dissect.dns import (
     MAX_JUMPS, DnsMessage, DnsRecord, address_names, cname_chain, parse_dns, parse_dns_tcp,
 )
@@ -309,23 +310,8 @@ DNS_CAPTURES = ["whatsapp_login_call.pcap", "wa_voice.pcap", "whatsapp_login_cha
 
 
 def udp_payloads(path: Path) -> dict[int, bytes]:
-    """Frame number -> UDP payload (top-level IPv4/IPv6 over Ethernet), via dpkt."""
-    import dpkt
-    out = {}
-    with open(path, "rb") as fh:
-        try:
-            reader = dpkt.pcap.Reader(fh)
-        except ValueError:
-            fh.seek(0)
-            reader = dpkt.pcapng.Reader(fh)
-        for number, (_ts, frame) in enumerate(reader, 1):
-            try:
-                l4 = dpkt.ethernet.Ethernet(frame).data.data
-            except Exception:  # noqa: BLE001 - the corpus holds deliberately broken frames
-                continue
-            if isinstance(l4, dpkt.udp.UDP):
-                out[number] = bytes(l4.data)
-    return out
+    """Frame number -> UDP payload, via the shared dpkt reader."""
+    return {n: data for n, (kind, data) in l4_payloads(path).items() if kind == "udp"}
 
 
 def tshark_dns(path: Path) -> list[dict]:

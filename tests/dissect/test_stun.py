@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import l4_payloads
 from flowscope.dissect.stun import (
     CLASSES, MAGIC_COOKIE, StunMessage, parse_stun, parse_stun_stream, split_type,
 )
@@ -244,28 +245,6 @@ STUN_CAPTURES = ["whatsapp_login_call.pcap", "wa_voice.pcap", "stun.pcap", "sign
                  "telegram.pcap", "whatsapp.pcap", "zoom.pcap"]
 ADDRESS_KIND = {0x0001: "mapped", 0x0020: "mapped", 0x8020: "mapped",
                 0x0012: "peers", 0x0016: "relayed"}
-
-
-def l4_payloads(path: Path) -> dict[int, tuple[str, bytes]]:
-    """Frame number -> ("udp" | "tcp", payload) over Ethernet (VLAN too), via dpkt."""
-    import dpkt
-    out = {}
-    with open(path, "rb") as fh:
-        try:
-            reader = dpkt.pcap.Reader(fh)
-        except ValueError:
-            fh.seek(0)
-            reader = dpkt.pcapng.Reader(fh)
-        for number, (_ts, frame) in enumerate(reader, 1):
-            try:
-                l4 = dpkt.ethernet.Ethernet(frame).data.data
-            except Exception:  # noqa: BLE001 - the corpus holds deliberately broken frames
-                continue
-            if isinstance(l4, dpkt.udp.UDP):
-                out[number] = ("udp", bytes(l4.data))
-            elif isinstance(l4, dpkt.tcp.TCP) and l4.data:
-                out[number] = ("tcp", bytes(l4.data))
-    return out
 
 
 def tshark_stun(path: Path) -> dict[int, list[dict]]:
