@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowscope.classify import catalog as catalog_module
+from flowscope.classify import index as index_module  # the matching structures behind Catalog
 from flowscope.classify import SERVICES, load_catalog
 from flowscope.errors import UsageError
 
@@ -443,7 +443,7 @@ def test_lookup_is_vectorised_with_searchsorted(cat, monkeypatch):
         calls.append(np.size(v))
         return real(a, v, *args, **kwargs)
 
-    monkeypatch.setattr(catalog_module.np, "searchsorted", spy)
+    monkeypatch.setattr(index_module.np, "searchsorted", spy)
     rng = random.Random(1)
     v4 = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(10_000)]
     cat.match_address_ids(v4)
@@ -465,7 +465,7 @@ def test_asn_of_and_ids(cat):
 
 def test_duplicate_addresses_parsed_once(cat, monkeypatch):
     parsed = []
-    real = catalog_module._parse_one
-    monkeypatch.setattr(catalog_module, "_parse_one", lambda t: parsed.append(t) or real(t))
+    real = index_module._parse_one
+    monkeypatch.setattr(index_module, "_parse_one", lambda t: parsed.append(t) or real(t))
     got = cat.match_addresses(["157.240.20.53"] * 1000 + ["57.144.1.1"] * 1000)
     assert len(parsed) == 2 and got[0].service == "whatsapp.other" and got[-1].prefix == "57.144.0.0/14"
