@@ -6,8 +6,6 @@ hashlib and file reads release the GIL, so the hash overlaps with imports and pa
 from __future__ import annotations
 
 import hashlib
-import mmap
-import os
 import threading
 
 READ_BYTES = 8 << 20  # one reused buffer: no page faults for fresh allocations
@@ -22,19 +20,13 @@ class FileHash:
 
     def _run(self) -> None:
         h = hashlib.sha256()
+        buf = bytearray(READ_BYTES)
+        view = memoryview(buf)
         try:
             with open(self.path, "rb", buffering=0) as f:
-                size = os.fstat(f.fileno()).st_size
-                if size:
-                    # Hash straight from the page cache: no copy into a buffer of ours.
-                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                        view = memoryview(m)
-                        for pos in range(0, size, READ_BYTES):
-                            h.update(view[pos:pos + READ_BYTES])
-                            # drop the hashed pages from our resident set (they stay cached)
-                            m.madvise(mmap.MADV_DONTNEED, pos, min(READ_BYTES, size - pos))
-                        view.release()
-        except (OSError, ValueError):
+                while n := f.readinto(buf):
+                    h.update(view[:n])
+        except OSError:
             return
         self.hexdigest = h.hexdigest()
 
