@@ -105,3 +105,11 @@ def test_summary_counts_meta(result):
     meta = result.summary["meta"]
     assert meta["flows"] == int(result.flows.is_meta.sum())
     assert set(meta["flows_by_service"]) <= set(flowscope.schema.SERVICES)
+
+
+def test_stun_rtt_of_relays_and_peer(result, truth):
+    f = result.flows
+    for hop in truth["call"]["relays"] + truth["call"]["peers"]:
+        row = f[(f.resp_ip == hop["ip"]) & (f.resp_port == hop["port"])].iloc[0]
+        assert row.rtt_source == "stun"
+        assert row.rtt_ms == pytest.approx(hop["stun_binding_rtt_ms"], abs=1e-3)

@@ -65,6 +65,20 @@ def _call_legs(cols, starts, ends, labels):
     return out
 
 
+def _stun_rtt(table: pa.Table, evidences) -> pa.Table:
+    """UDP flows have no handshake: a STUN request -> response pair gives their RTT."""
+    rtt = table["rtt_ms"].to_pylist()
+    source = table["rtt_source"].to_pylist()
+    changed = False
+    for i, e in enumerate(evidences):
+        if e.stun_rtt_ms is not None and rtt[i] is None:
+            rtt[i], source[i], changed = e.stun_rtt_ms, "stun", True
+    if not changed:
+        return table
+    table = table.set_column(table.schema.get_field_index("rtt_ms"), "rtt_ms", pa.array(rtt, type=pa.float64()))
+    return table.set_column(table.schema.get_field_index("rtt_source"), "rtt_source", pa.array(source, type=pa.string()))
+
+
 def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a, collector, settings):
     cols = table.select(["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"]).to_pydict()
     l4, orig_port, resp_port = cols["l4"], cols["orig_port"], cols["resp_port"]
@@ -95,6 +109,7 @@ def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
         "dns_queries": [list(e.dns_queries) for e in evidences],
     }
+    table = _stun_rtt(table, evidences)
     from flowscope import schema
     for c in schema.LABELS:
         table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))

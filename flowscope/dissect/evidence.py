@@ -41,6 +41,7 @@ class Evidence:
     stun: bool = False
     stun_whatsapp: bool = False
     stun_mapped: tuple = ()
+    stun_rtt_ms: float | None = None
     dns_queries: tuple = ()
     dns_answers: list = field(default_factory=list)  # (ts_ns, address, queried name)
 
@@ -89,6 +90,8 @@ def merged(items: list[Evidence]) -> Evidence:
         out.stun |= e.stun
         out.stun_whatsapp |= e.stun_whatsapp
         out.stun_mapped += tuple(a for a in e.stun_mapped if a not in out.stun_mapped)
+        if e.stun_rtt_ms is not None:
+            out.stun_rtt_ms = e.stun_rtt_ms if out.stun_rtt_ms is None else min(out.stun_rtt_ms, e.stun_rtt_ms)
         out.dns_queries += tuple(q for q in e.dns_queries if q not in out.dns_queries)
         out.dns_answers += e.dns_answers
     return out
@@ -112,14 +115,20 @@ def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
 
 
 def _udp(kept: FlowBytes, ev: Evidence, counts: Counter) -> None:
+    asked: dict[bytes, int] = {}  # transaction id -> time the originator's request left
     for d in (0, 1):
-        for _ts, data in kept.datagrams[d]:
+        for ts, data in kept.datagrams[d]:
             msg = stun.parse_stun(data)
             if msg is None:
                 continue
             ev.stun = True
             ev.stun_whatsapp |= msg.whatsapp
             ev.stun_mapped += tuple(f"{ip}:{port}" for ip, port in msg.mapped if f"{ip}:{port}" not in ev.stun_mapped)
+            if d == 0 and msg.msg_class == "request":
+                asked.setdefault(msg.transaction_id, ts)
+            elif d == 1 and msg.transaction_id in asked and ts >= asked[msg.transaction_id]:
+                rtt = (ts - asked[msg.transaction_id]) / 1e6  # request -> response, as seen here
+                ev.stun_rtt_ms = rtt if ev.stun_rtt_ms is None else min(ev.stun_rtt_ms, rtt)
     if ev.stun or not kept.datagrams[0]:
         return
     first = kept.datagrams[0][0][1]
