@@ -1,0 +1,1 @@
+"""Geolocation of remote flow endpoints: special-address screening and IP databases."""
