@@ -64,3 +64,29 @@ def l4_payloads(path: Path) -> dict[int, tuple[str, bytes]]:
             elif isinstance(l4, dpkt.tcp.TCP) and l4.data:
                 out[number] = ("tcp", bytes(l4.data))
     return out
+
+
+def corpus_ip_packets(path: Path):
+    """Yield dpkt IP (v4/v6) packets from a pcap or pcapng with Ethernet/PPP/SLL/raw links."""
+    import dpkt
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+        fh.seek(0)
+        reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
+        link = reader.datalink()
+        for _ts, frame in reader:
+            try:
+                if link == dpkt.pcap.DLT_EN10MB:
+                    ip = dpkt.ethernet.Ethernet(frame).data
+                elif link == dpkt.pcap.DLT_PPP:
+                    proto = struct.unpack(">H", frame[2:4] if frame[:2] == b"\xff\x03" else frame[:2])[0]
+                    body = frame[4:] if frame[:2] == b"\xff\x03" else frame[2:]
+                    ip = dpkt.ip.IP(body) if proto == 0x21 else dpkt.ip6.IP6(body)
+                elif link == dpkt.pcap.DLT_LINUX_SLL:
+                    ip = dpkt.sll.SLL(frame).data
+                else:
+                    ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
+            except (dpkt.UnpackError, IndexError, struct.error):
+                continue
+            if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
+                yield ip

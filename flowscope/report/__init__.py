@@ -1,0 +1,1 @@
+"""Report stage: the analysis tables now (flows.parquet, summary.json); charts, HTML/PDF and the manifest later."""

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import corpus_ip_packets
 from flowscope.dissect.quic import (
     MAX_DATAGRAMS, VERSIONS, derive_client_initial_keys, hkdf_expand_label, parse_initial,
 )
@@ -426,30 +427,15 @@ def _udp_client_datagrams(path: Path) -> dict[tuple, list[bytes]]:
     """Client->server UDP payloads per flow (client = sender of the flow's first datagram)."""
     flows: dict[frozenset, tuple] = {}
     out: dict[tuple, list[bytes]] = {}
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-        fh.seek(0)
-        reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
-        link = reader.datalink()
-        for _ts, frame in reader:
-            try:
-                if link == dpkt.pcap.DLT_EN10MB:
-                    ip = dpkt.ethernet.Ethernet(frame).data
-                elif link == dpkt.pcap.DLT_PPP:   # PPP without address/control: protocol first
-                    body = frame[4:] if frame[:2] == b"\xff\x03" else frame[2:]
-                    ip = dpkt.ip.IP(body) if body[0] >> 4 == 4 else dpkt.ip6.IP6(body)
-                else:
-                    continue
-            except (dpkt.UnpackError, IndexError, struct.error):
-                continue
-            if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)) or not isinstance(ip.data, dpkt.udp.UDP):
-                continue
-            udp = ip.data
-            src = (str(ipaddress.ip_address(ip.src)), udp.sport)
-            dst = (str(ipaddress.ip_address(ip.dst)), udp.dport)
-            key = flows.setdefault(frozenset([src, dst]), (*src, *dst))
-            if key[:2] == src:
-                out.setdefault(key, []).append(bytes(udp.data))
+    for ip in corpus_ip_packets(path):
+        if not isinstance(ip.data, dpkt.udp.UDP):
+            continue
+        udp = ip.data
+        src = (str(ipaddress.ip_address(ip.src)), udp.sport)
+        dst = (str(ipaddress.ip_address(ip.dst)), udp.dport)
+        key = flows.setdefault(frozenset([src, dst]), (*src, *dst))
+        if key[:2] == src:
+            out.setdefault(key, []).append(bytes(udp.data))
     return out
 
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import corpus_ip_packets
 from flowscope.dissect.tls import (
     MAX_HELLO_BYTES, ClientHello, parse_client_hello, parse_handshake_client_hello, safe_text,
 )
@@ -288,31 +289,6 @@ TLS_PCAPS = ["facebook.pcap", "instagram.pcap", "wa_voice.pcap", "whatsappfiles.
              "signal.pcap", "telegram.pcap"]
 
 
-def _ip_packets(path: Path):
-    """Yield dpkt IP (v4/v6) packets from a pcap or pcapng with Ethernet/PPP/SLL/raw links."""
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-        fh.seek(0)
-        reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
-        link = reader.datalink()
-        for _ts, frame in reader:
-            try:
-                if link == dpkt.pcap.DLT_EN10MB:
-                    ip = dpkt.ethernet.Ethernet(frame).data
-                elif link == dpkt.pcap.DLT_PPP:
-                    proto = struct.unpack(">H", frame[2:4] if frame[:2] == b"\xff\x03" else frame[:2])[0]
-                    body = frame[4:] if frame[:2] == b"\xff\x03" else frame[2:]
-                    ip = dpkt.ip.IP(body) if proto == 0x21 else dpkt.ip6.IP6(body)
-                elif link == dpkt.pcap.DLT_LINUX_SLL:
-                    ip = dpkt.sll.SLL(frame).data
-                else:
-                    ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
-            except (dpkt.UnpackError, IndexError, struct.error):
-                continue
-            if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
-                yield ip
-
-
 def tcp_client_streams(path: Path, limit: int = STREAM_LIMIT) -> dict[tuple, bytes]:
     """Client payload of each TCP connection, in sequence order up to the first gap.
 
@@ -321,7 +297,7 @@ def tcp_client_streams(path: Path, limit: int = STREAM_LIMIT) -> dict[tuple, byt
     """
     isn: dict[tuple, int] = {}
     segments: dict[tuple, list[tuple[int, bytes]]] = {}
-    for ip in _ip_packets(path):
+    for ip in corpus_ip_packets(path):
         tcp = ip.data
         if not isinstance(tcp, dpkt.tcp.TCP):
             continue
