@@ -90,3 +90,12 @@ def corpus_ip_packets(path: Path):
                 continue
             if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
                 yield ip
+
+
+@pytest.fixture(scope="session")
+def tshark_corpus(corpus) -> Path:
+    """The corpus captures, for cross-checks that also need tshark."""
+    import shutil
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed: cannot cross-check against real captures")
+    return corpus / "pcap"

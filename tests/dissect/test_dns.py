@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -20,7 +19,6 @@ from flowscope.dissect.dns import (
     MAX_JUMPS, DnsMessage, DnsRecord, address_names, cname_chain, parse_dns, parse_dns_tcp,
 )
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "ndpi"
 SAFE = re.compile(r"(?:[!-@\[\]-~]|\\x[0-9a-f]{2})*")  # printable, no upper case, escapes only
 
 
@@ -335,21 +333,12 @@ def plain(text: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9._-]*", text))
 
 
-@pytest.fixture(scope="module")
-def corpus_dns():
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed: cannot cross-check against real captures")
-    if not (CORPUS / "pcap").is_dir():
-        pytest.skip(f"third-party corpus not found at {CORPUS} (it lives beside the project)")
-    return CORPUS / "pcap"
-
-
 @pytest.mark.corpus
-def test_dns_matches_tshark_on_real_captures(corpus_dns):
+def test_dns_matches_tshark_on_real_captures(tshark_corpus):
     totals = {"responses": 0, "with_answers": 0, "addresses": 0, "incomplete": 0, "none": 0}
     for capture in DNS_CAPTURES:
-        payloads = udp_payloads(corpus_dns / capture)
-        for row in tshark_dns(corpus_dns / capture):
+        payloads = udp_payloads(tshark_corpus / capture)
+        for row in tshark_dns(tshark_corpus / capture):
             if row["frame"] not in payloads:
                 continue  # DNS quoted inside ICMP or behind a broken frame: not a UDP payload
             totals["responses"] += 1

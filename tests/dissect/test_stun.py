@@ -3,7 +3,6 @@ and tshark on real captures."""
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import struct
 import subprocess
 import time
@@ -19,7 +18,6 @@ from flowscope.dissect.stun import (
     CLASSES, MAGIC_COOKIE, StunMessage, parse_stun, parse_stun_stream, split_type,
 )
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "ndpi"
 TXID = bytes.fromhex("a6674f75f0ad2c001315b336")
 COOKIE = struct.pack("!I", MAGIC_COOKIE)
 
@@ -282,22 +280,13 @@ def as_dict(msg: StunMessage) -> dict:
             "peers": list(msg.peers), "relayed": list(msg.relayed)}
 
 
-@pytest.fixture(scope="module")
-def corpus_pcaps():
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed: cannot cross-check against real captures")
-    if not (CORPUS / "pcap").is_dir():
-        pytest.skip(f"third-party corpus not found at {CORPUS} (it lives beside the project)")
-    return CORPUS / "pcap"
-
-
 @pytest.mark.corpus
-def test_stun_matches_tshark_on_real_captures(corpus_pcaps):
+def test_stun_matches_tshark_on_real_captures(tshark_corpus):
     totals = {"udp": 0, "tcp": 0, "rfc4571_skipped": 0, "addresses": 0,
               "whatsapp": 0, "whatsapp_tshark_missed": 0}
     for capture in STUN_CAPTURES:
-        payloads = l4_payloads(corpus_pcaps / capture)
-        theirs = tshark_stun(corpus_pcaps / capture)
+        payloads = l4_payloads(tshark_corpus / capture)
+        theirs = tshark_stun(tshark_corpus / capture)
         for number, (l4, payload) in payloads.items():
             expected = theirs.get(number, [])
             if l4 == "udp":

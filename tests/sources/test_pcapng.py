@@ -63,14 +63,19 @@ def rich_section(big_endian: bool, base: int, k0: int) -> tuple[t.Section, list[
     return s, times
 
 
-@pytest.mark.parametrize("orders", ["<", ">", "<<", "<>", "><", ">>"])
-def test_sections_interfaces_and_blocks(tmp_path, orders):
+def write_sections(tmp_path, orders: str):
+    """One rich section per character of `orders` ("<" little-, ">" big-endian)."""
     sections, times = [], []
     for n, o in enumerate(orders):
         s, ts = rich_section(o == ">", T0 + n * 10**9, k0=10 * n)
         sections.append(s)
         times += ts
-    path = t.write_pcapng(tmp_path / "capture", sections)
+    return t.write_pcapng(tmp_path / "capture", sections), times
+
+
+@pytest.mark.parametrize("orders", ["<", ">", "<<", "<>", "><", ">>"])
+def test_sections_interfaces_and_blocks(tmp_path, orders):
+    path, times = write_sections(tmp_path, orders)
 
     result = flowscope.analyze(path)
 
@@ -93,12 +98,7 @@ def test_sections_interfaces_and_blocks(tmp_path, orders):
 @needs_tshark
 @pytest.mark.parametrize("orders", ["<", ">", "<>", "><"])
 def test_tshark_reads_sections(tmp_path, orders):
-    sections, times = [], []
-    for n, o in enumerate(orders):
-        s, ts = rich_section(o == ">", T0 + n * 10**9, k0=10 * n)
-        sections.append(s)
-        times += ts
-    path = t.write_pcapng(tmp_path / "capture", sections)
+    path, times = write_sections(tmp_path, orders)
     seen = t.tshark_times(path)
     assert len(seen) == len(times)
     # tshark leaves simple packet blocks without a time; flowscope uses the previous packet's
