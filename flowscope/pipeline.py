@@ -115,30 +115,67 @@ def _without_cyclic_gc():
 
 
 def _run(paths, settings, on_progress, hashes):
-    captures = [CaptureStats(path=str(p)) for p in paths]
-    hashes = hashes or hashing.start(paths)
-    collector = PayloadCollector(len(paths), int(settings.timeouts_ns().max())) if settings.classify else None
-    parts = []
-    for k, (path, cap) in enumerate(zip(paths, captures)):
+    analysis = Analysis(settings, parts=len(paths))
+    for k, path in enumerate(paths):
         report = (lambda pos, k=k: on_progress(k, pos)) if on_progress else None
-        parts.append(read_part(str(path), k, cap, settings, collector, report))
-    records = np.concatenate(parts)
-    records[:, PART] = _time_ranks(captures)[records[:, PART]]
-    merged, dest = merge_parts(records, settings.timeouts_ns())
-    order = flow_order(merged)
-    flow_of_merged = np.empty(len(order), dtype=np.int64)
-    flow_of_merged[order] = np.arange(len(order))
-    table = to_table(merged[order], [str(p) for p in paths], _apps(captures))
-    notes: dict = {}
-    if collector:
-        from flowscope.classify.stage import label_flows
-        table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A], collector, settings)
-    else:
-        for c in schema.LABELS:
-            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
-    for cap in captures:
-        cap.sha256 = hashes[cap.path].result()
-    return table, captures, notes
+        analysis.add(str(path), report)
+    return analysis.finish(hashes or hashing.start(paths))
+
+
+class Analysis:
+    """The stages as an object that takes one file (part) at a time: `run` feeds it a list,
+    live capture feeds it each ring-buffer file as dumpcap closes it. `finish` merges the
+    parts exactly and runs the later stages; it may be called again after more `add`s.
+
+    `parts` is how many files will come (None: unknown, as in live capture); with more than
+    one, records that may continue the previous file keep their payload until the merge.
+    """
+
+    def __init__(self, settings: Settings, parts: int | None = None):
+        self.settings = settings
+        self.captures: list[CaptureStats] = []
+        self.parts: list[np.ndarray] = []
+        many = 2 if parts is None else parts
+        self.collector = (PayloadCollector(many, int(settings.timeouts_ns().max()))
+                          if settings.classify else None)
+
+    def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
+        cap = CaptureStats(path=str(path))
+        self.captures.append(cap)
+        self.parts.append(read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress))
+        return cap
+
+    def finish(self, hashes: dict | None = None, final: bool = True):
+        """(flows as an Arrow table, list of CaptureStats, stage notes) for the parts so far.
+
+        `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
+        paths = [c.path for c in self.captures]
+        records = np.concatenate(self.parts) if self.parts else np.empty((0, self._width()), np.int64)
+        records[:, PART] = _time_ranks(self.captures)[records[:, PART]]
+        merged, dest = merge_parts(records, self.settings.timeouts_ns())
+        order = flow_order(merged)
+        flow_of_merged = np.empty(len(order), dtype=np.int64)
+        flow_of_merged[order] = np.arange(len(order))
+        table = to_table(merged[order], paths, _apps(self.captures))
+        notes: dict = {}
+        if self.collector:
+            from flowscope.classify.stage import label_flows
+            collector = self.collector if final else self.collector.snapshot()
+            table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A],
+                                       collector, self.settings)
+        else:
+            for c in schema.LABELS:
+                table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        if hashes is not None:
+            for cap in self.captures:
+                if cap.path in hashes:
+                    cap.sha256 = hashes[cap.path].result()
+        return table, self.captures, notes
+
+    @staticmethod
+    def _width() -> int:
+        from flowscope.flows.layout import NF
+        return NF
 
 
 def _time_ranks(captures: list[CaptureStats]) -> np.ndarray:

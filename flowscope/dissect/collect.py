@@ -12,6 +12,7 @@ time order and cut to the same limits, they give exactly the single-file result.
 """
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import numpy as np
@@ -45,6 +46,12 @@ class PayloadCollector:
         # first packet may continue a flow of the previous part: the table keeps its bytes
         # whatever they look like, so that joining parts reproduces the single-file result.
         self.keep = (*KEEP_TCP, *KEEP_UDP, continuation_ns if parts > 1 else -1)
+
+    def snapshot(self) -> "PayloadCollector":
+        """A copy that evidence.for_flows may consume while this one keeps collecting."""
+        c = copy.copy(self)
+        c.pending, c.counts = dict(self.pending), Counter(self.counts)
+        return c
 
     def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
         rows = np.flatnonzero(P[:, KEEP])
