@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--catalog", action="append", default=[], metavar="FILE",
                    help="catalog file extending or overriding the built-in service catalog (repeatable)")
     a.add_argument("--no-classify", action="store_true", help="flow table only: no payload dissection or labels")
+    a.add_argument("--geoip", action="append", default=[], metavar="FILE",
+                   help="MaxMind/DB-IP .mmdb (City, Country or ASN) consulted besides the embedded databases "
+                        "(repeatable; also $FLOWSCOPE_GEOIP, ':'-separated)")
+    a.add_argument("--vantage", metavar="PLACE",
+                   help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
+                        "location against the RTT bound")
+    a.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     a.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     c = sub.add_parser("catalog", help="print the service catalog in force, one entry a line with its source")
@@ -41,7 +48,8 @@ def _settings(args):
     from flowscope.settings import Settings
     overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
                  "dedup_window_ms": args.dedup_window_ms}
-    return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog),
+    return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog), geo=not args.no_geo,
+                    geoip=tuple(args.geoip), vantage=args.vantage,
                     **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -100,6 +108,13 @@ def _print_summary(result, out: Path) -> None:
     if meta:
         print(f"{meta['flows']:,} flows ({meta['bytes']:,} IP bytes) reach WhatsApp/Meta: "
               + ", ".join(f"{k} {v:,}" for k, v in meta["flows_by_service"].items()))
+    geo = s.get("geo")
+    if meta and geo:
+        regions = ", ".join(f"{k} {v:,}" for k, v in geo["meta_flows_by_region"].items())
+        print(f"WhatsApp/Meta flows by region of the remote endpoint: {regions}"
+              + (f"; {geo['impossible']:,} flows with a database location ruled out by RTT" if geo["impossible"] else ""))
+    for w in (geo or {}).get("warnings", []):
+        print(f"note: {w}")
     print(f"wrote {out / 'flows.parquet'} and {out / 'summary.json'}")
 
 

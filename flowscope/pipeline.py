@@ -138,6 +138,7 @@ class Analysis:
         many = 2 if parts is None else parts
         self.collector = (PayloadCollector(many, int(settings.timeouts_ns().max()))
                           if settings.classify else None)
+        self.geo_databases = _open_geo(settings)  # before reading: a bad --geoip file fails fast
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
@@ -166,6 +167,8 @@ class Analysis:
         else:
             for c in schema.LABELS:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        table, geo_notes = _locate(table, self.captures, self.settings, self.geo_databases)
+        notes.update(geo_notes)
         if hashes is not None:
             for cap in self.captures:
                 if cap.path in hashes:
@@ -176,6 +179,22 @@ class Analysis:
     def _width() -> int:
         from flowscope.flows.layout import NF
         return NF
+
+
+def _open_geo(settings: Settings) -> list | None:
+    if not settings.geo:
+        return None
+    from flowscope.geo.stage import open_for
+    return open_for(settings)
+
+
+def _locate(table: pa.Table, captures, settings: Settings, databases) -> tuple[pa.Table, dict]:
+    if databases is None:
+        for c in schema.GEO:
+            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        return table, {}
+    from flowscope.geo.stage import locate_flows
+    return locate_flows(table, captures, settings, databases)
 
 
 def _time_ranks(captures: list[CaptureStats]) -> np.ndarray:

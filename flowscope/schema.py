@@ -67,7 +67,27 @@ LABELS = (
     Column("stun_mapped", pa.list_(pa.string()), "Addresses STUN reported (MAPPED/XOR-MAPPED-ADDRESS, ip:port): the device's public address as a call server sees it."),
 )
 
-FLOWS = FLOW_BASE + LABELS
+GEO = (
+    Column("remote_ip", pa.string(), "The remote endpoint the geo columns describe: the responder, unless the responder is a private/special address and the originator is not (an inbound flow)."),
+    Column("remote_country", pa.string(), "ISO 3166 alpha-2 country where the remote endpoint stands: from its Meta PoP code where the host name has one, else the first database that places it (see geo_source); null for special addresses."),
+    Column("remote_city", pa.string(), "City of the remote endpoint (same source as remote_country)."),
+    Column("remote_lat", pa.float64(), "Latitude, degrees (same source)."),
+    Column("remote_lon", pa.float64(), "Longitude, degrees (same source)."),
+    Column("remote_accuracy_km", pa.float64(), "Accuracy radius the database gives, km (MaxMind files; DB-IP Lite gives none)."),
+    Column("remote_asn", pa.int64(), "Autonomous system number: from a GeoLite2/GeoIP2 ASN file, else from the catalog's prefix tables; null if neither knows."),
+    Column("remote_as_org", pa.string(), "Organisation of that AS as the ASN data names it."),
+    Column("pop_code", pa.string(), "Meta point-of-presence (IATA airport code) parsed from the host names seen for remote_ip, e.g. MXP from media-mxp1-1.cdn.whatsapp.net."),
+    Column("geo_source", pa.string(), "Where the location came from: pop:<CODE> (airports.csv) or a database name; '+' the ASN source; special:<class> for private, reserved, multicast, documentation and anonymised addresses, which are never geolocated."),
+    Column("geo_disagreement", pa.string(), "Fields on which the sources disagree for remote_ip, e.g. 'country: pop=IT, dbip-city-lite=US'; empty if none."),
+    Column("max_distance_km", pa.float64(), "How far from the capture point remote_ip can be: the smallest trusted RTT to that address as responder (TCP SYN -> SYN-ACK, or a STUN request -> response; not PCAPdroid TCP handshakes) x 99.93 km/ms (light in fibre, 2/3 c, there and back); the hard vacuum bound is 1.5x this. Null without a trusted RTT."),
+    Column("geo_consistent", pa.bool_(), "With a vantage point (--vantage): false if the chosen location is farther from it than light in vacuum travels in half the RTT (physically impossible), true otherwise; null without vantage, RTT or location."),
+    Column("geo_checks", pa.string(), "Every location answer for remote_ip checked against the RTT bound: 'source=CC distance_km verdict', '; '-separated; empty without vantage or RTT."),
+    Column("region", pa.string(), "GDPR region of remote_country: eu, eea (IS, LI, NO), adequate (EU adequacy decision; US only under the Data Privacy Framework, certified organisations only), third, or unknown."),
+    Column("operator", pa.string(), "Organisation that runs the endpoint (from its AS and the service), kept apart from where it stands."),
+    Column("operator_country", pa.string(), "Country whose law governs the operator (its incorporation), e.g. US for Meta Platforms, Inc. and WhatsApp LLC."),
+)
+
+FLOWS = FLOW_BASE + LABELS + GEO
 
 CAPTURE_FIELDS = {
     "path": "The file as given on the command line.",
@@ -94,7 +114,8 @@ def markdown() -> str:
              "All timestamps are UTC, nanosecond resolution.", "",
              "## flows.parquet", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
-    lines += ["", "Columns from `service` on are null when classification is off (`--no-classify`)."]
+    lines += ["", "Columns `service` to `stun_mapped` are null when classification is off (`--no-classify`);",
+              "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`)."]
     lines += ["", "## summary.json: `captures[]`", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in CAPTURE_FIELDS.items()]
     return "\n".join(lines) + "\n"

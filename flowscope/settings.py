@@ -18,6 +18,9 @@ class Settings:
     classify: bool = True           # dissect payload and label services (off: flow table only)
     catalogs: tuple = ()            # user catalog files extending/overriding the built-in one
     progress: bool = False
+    geo: bool = True                # geolocate remote endpoints (off: geo columns null)
+    geoip: tuple = ()               # user .mmdb files consulted besides the embedded databases
+    vantage: str | None = None      # capture point: "LAT,LON", an IATA code or a city
 
     def __post_init__(self):
         for name in ("tcp_idle_s", "tcp_closed_s", "udp_idle_s", "other_idle_s"):
@@ -28,6 +31,12 @@ class Settings:
         if isinstance(self.catalogs, (str, bytes)):
             object.__setattr__(self, "catalogs", (self.catalogs,))
         object.__setattr__(self, "catalogs", tuple(str(c) for c in self.catalogs))
+        if isinstance(self.geoip, (str, bytes)):
+            object.__setattr__(self, "geoip", (self.geoip,))
+        object.__setattr__(self, "geoip", tuple(str(g) for g in self.geoip))
+        if self.vantage is not None:
+            from flowscope.geo.physics import parse_vantage
+            parse_vantage(self.vantage)  # raises UsageError naming the problem
         if self.batch_packets < 1:
             raise UsageError("settings: batch_packets must be >= 1")
 

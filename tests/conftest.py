@@ -66,15 +66,16 @@ def l4_payloads(path: Path) -> dict[int, tuple[str, bytes]]:
     return out
 
 
-def corpus_ip_packets(path: Path):
-    """Yield dpkt IP (v4/v6) packets from a pcap or pcapng with Ethernet/PPP/SLL/raw links."""
+def corpus_ip_packets(path: Path, with_ts: bool = False):
+    """Yield dpkt IP (v4/v6) packets (with_ts: (ts, packet)) from a pcap or pcapng with
+    Ethernet/PPP/SLL/raw links."""
     import dpkt
     with open(path, "rb") as fh:
         magic = fh.read(4)
         fh.seek(0)
         reader = dpkt.pcapng.Reader(fh) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
         link = reader.datalink()
-        for _ts, frame in reader:
+        for ts, frame in reader:
             try:
                 if link == dpkt.pcap.DLT_EN10MB:
                     ip = dpkt.ethernet.Ethernet(frame).data
@@ -89,7 +90,7 @@ def corpus_ip_packets(path: Path):
             except (dpkt.UnpackError, IndexError, struct.error):
                 continue
             if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
-                yield ip
+                yield (ts, ip) if with_ts else ip
 
 
 @pytest.fixture(scope="session")

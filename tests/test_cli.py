@@ -65,3 +65,30 @@ def test_catalog_command_and_user_catalog_override(tmp_path):
     bad.write_text('[[host]]\npattern = "x.test"\nservice = "not-a-service"\nsource = "s"\ndate = "2026-11-28"\n')
     r = _flowscope("catalog", "--catalog", bad)
     assert r.returncode == 2 and str(bad) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_geo_options_fail_fast_naming_the_problem(tmp_path):
+    missing = tmp_path / "GeoLite2-City.mmdb"
+    r = _flowscope("analyze", str(SAMPLE), "--out", str(tmp_path / "o1"), "--geoip", str(missing))
+    assert r.returncode == 2 and r.stderr.strip() == f"flowscope: error: {missing}: geo database not found"
+    assert not (tmp_path / "o1").exists()
+    corrupt = tmp_path / "bad.mmdb"
+    corrupt.write_bytes(b"\0" * 4096)
+    r = _flowscope("analyze", str(SAMPLE), "--out", str(tmp_path / "o2"), "--geoip", str(corrupt))
+    assert r.returncode == 2 and f"{corrupt}: not a readable MaxMind .mmdb database" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _flowscope("analyze", str(SAMPLE), "--out", str(tmp_path / "o3"), "--vantage", "Atlantis")
+    assert r.returncode == 2 and "--vantage: unknown place 'Atlantis'" in r.stderr
+
+
+def test_geo_columns_and_database_names_in_the_outputs(tmp_path):
+    r = _flowscope("analyze", str(SAMPLE), "--out", str(tmp_path), "--vantage", "MXP")
+    assert r.returncode == 0, r.stderr
+    assert "by region of the remote endpoint" in r.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    dbs = {d["name"]: d for d in summary["geo"]["databases"]}
+    assert dbs["dbip-city-lite"]["licence"] == "CC BY 4.0" and dbs["dbip-city-lite"]["build_date"]
+    assert "db-ip.com" in dbs["dbip-city-lite"]["attribution"]
+    assert summary["geo"]["vantage"]["given"] == "MXP"
+    cols = pq.read_schema(tmp_path / "flows.parquet").names
+    assert {"remote_country", "max_distance_km", "geo_consistent", "region", "operator"} <= set(cols)

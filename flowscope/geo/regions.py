@@ -68,3 +68,12 @@ def adequacy(country: str | None) -> dict | None:
         return None
     rec = _data()["adequacy"].get(c)
     return None if rec is None else {"country": c, **rec}
+
+
+def describe() -> dict:
+    """The regions data as summary.json records it: sources, as-of date, every adequacy decision."""
+    d = _data()
+    return {"as_of": d["meta"]["as_of"], "eu_source": d["meta"]["eu_source"], "eea_source": d["meta"]["eea_source"],
+            "adequacy": [{"country": c, "decision": r["decision"], "date": r["date"], "partial": r["partial"],
+                          "scope": r.get("scope"), "verified": r.get("verified", False)}
+                         for c, r in sorted(d["adequacy"].items())]}

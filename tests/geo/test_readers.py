@@ -88,12 +88,12 @@ def test_embedded_databases_know_nothing_of_private_space(embedded):
 def test_one_lookup_per_distinct_address(embedded, monkeypatch):
     calls: dict[str, list[str]] = {db.name: [] for db in embedded}
     for db in embedded:
-        orig = db.lookup
+        orig = db.lookup_many
 
-        def counted(ip, _orig=orig, _name=db.name):
-            calls[_name].append(ip)
-            return _orig(ip)
-        monkeypatch.setattr(db, "lookup", counted)
+        def counted(ips, _orig=orig, _name=db.name):
+            calls[_name].extend(ips)
+            return _orig(ips)
+        monkeypatch.setattr(db, "lookup_many", counted)
     ips = (["157.240.20.53"] * 50 + ["8.8.8.8"] * 7 + ["10.0.0.1"] * 9 + ["ff02::fb"]
            + ["2a03:2880:f12f:83:face:b00c:0:25de", "2A03:2880:F12F:83:FACE:B00C:0:25DE",
               "2a03:2880:f12f:0083:face:b00c:0000:25de"]

@@ -1,0 +1,247 @@
+"""The geo stage: where each flow's remote endpoint stands, who runs it, and a physical check.
+
+Everything is computed once per distinct remote address and then spread over its flows:
+one database lookup per address, the smallest trusted RTT to it, the PoP codes in the
+host names seen for it. Location and operator are separate columns on purpose: an edge
+in Milan run by a US company is an EU location under US jurisdiction.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope.geo import physics, pop, readers, regions
+from flowscope.geo.operators import META_ASNS, operator_record
+from flowscope.geo.special import address_class
+
+TRUSTED_RTT = ("syn/syn-ack", "stun")  # syn-ack/ack measures the local side, not the remote
+P2P_MARK = "peer-to-peer call leg"     # classify.stage's catalog_rule for direct call legs
+
+
+@dataclass
+class Place:
+    """One candidate location for an address."""
+    source: str
+    country: str | None
+    city: str | None
+    lat: float | None
+    lon: float | None
+    accuracy_km: float | None = None
+
+
+def open_for(settings) -> list:
+    """The databases a run consults (embedded defaults + --geoip files + $FLOWSCOPE_GEOIP)."""
+    return readers.open_databases(settings.geoip)
+
+
+def untrusted_tcp_captures(captures) -> set[str]:
+    """Captures whose TCP handshakes may not cross the network: PCAPdroid's VPN mode
+    answers the SYN on the phone, so SYN -> SYN-ACK times the phone, not the server."""
+    from flowscope.decode.layout import ST_TRAILERS
+    return {c.path for c in captures if c.apps or int(c.stats[ST_TRAILERS])}
+
+
+def _remote_side(orig_ip: list, resp_ip: list) -> list[str]:
+    classes: dict[str, str | None] = {}
+
+    def special(ip):
+        if ip not in classes:
+            classes[ip] = address_class(ip)
+        return classes[ip] is not None
+    return [o if special(r) and not special(o) else r for o, r in zip(orig_ip, resp_ip)]
+
+
+def _min_rtt(remote, resp, rtt, source, capture, untrusted) -> dict[str, float]:
+    """Smallest trusted RTT per remote address. Both SYN -> SYN-ACK and a STUN request ->
+    response time the way to the responder and back: for an inbound flow (the remote end
+    originated it) they time the local device, so they bound nothing remote."""
+    best: dict[str, float] = {}
+    for ip, rip, r, s, c in zip(remote, resp, rtt, source, capture):
+        if r is None or ip != rip or s not in TRUSTED_RTT or (s == "syn/syn-ack" and c in untrusted) or not r >= 0:
+            continue
+        if r < best.get(ip, float("inf")):
+            best[ip] = r
+    return best
+
+
+def _pop_codes(remote, names) -> dict[str, tuple[str | None, list[str]]]:
+    """Per address: the most frequent PoP code in its flows' host names, and all seen."""
+    seen: dict[str, Counter] = {}
+    for ip, host_names in zip(remote, zip(*names)):
+        for name in host_names:
+            code = pop.pop_code(name) if name else None
+            if code:
+                seen.setdefault(ip, Counter())[code] += 1
+    return {ip: (c.most_common(1)[0][0], sorted(c)) for ip, c in seen.items()}
+
+
+def _places(code: str | None, answers: list) -> list[Place]:
+    out = []
+    where = pop.pop_location(code)
+    if where:
+        out.append(Place(f"pop:{code}", where[1], where[0], where[2], where[3]))
+    out += [Place(a.source, a.country, a.city, a.lat, a.lon, a.accuracy_km) for a in answers if a.country]
+    return out
+
+
+def _check(places: list[Place], rtt_ms, vantage) -> tuple[Place | None, bool | None, str]:
+    """Pick a place the RTT allows and list every place's verdict.
+
+    The first consistent place wins; failing that, the first place without coordinates (a
+    country-only answer) in a country no impossible answer claimed; failing that, the first
+    place, marked impossible.
+    """
+    if not places:
+        return None, None, ""
+    if vantage is None or rtt_ms is None:
+        return places[0], None, ""
+    notes, verdicts = [], []
+    for p in places:
+        d = physics.check_detail(rtt_ms, vantage[0], vantage[1], p.lat, p.lon)
+        verdicts.append(None if d["verdict"] == physics.UNKNOWN else d["verdict"] == physics.CONSISTENT)
+        notes.append(f"{p.source}={p.country} unchecked (no coordinates)" if verdicts[-1] is None
+                     else f"{p.source}={p.country} {d['distance_km']:.0f} km {d['verdict']}")
+    ruled_out = {p.country for p, v in zip(places, verdicts) if v is False}
+    chosen = next((p for p, v in zip(places, verdicts) if v), None)
+    if chosen is not None:
+        return chosen, True, "; ".join(notes)
+    chosen = next((p for p, v in zip(places, verdicts) if v is None and p.country not in ruled_out), None)
+    if chosen is not None:
+        return chosen, None, "; ".join(notes)
+    return places[0], False if ruled_out else None, "; ".join(notes)
+
+
+def _disagreement(code: str | None, codes_seen: list[str], answers: list, db_notes: list[str]) -> str:
+    notes = list(db_notes)
+    where = pop.pop_location(code)
+    if where:
+        others = [f"{a.source}={a.country}" for a in answers if a.country and a.country != where[1]]
+        if others:
+            notes.insert(0, f"country: pop={where[1]}, " + ", ".join(others))
+    if len(codes_seen) > 1:
+        notes.append("pop: " + ", ".join(codes_seen))
+    return "; ".join(notes)
+
+
+def _operator(asn, as_org, service, catalog_meta: bool, p2p: bool) -> tuple[str | None, str | None]:
+    # A direct call leg reaches the other party's network, not Meta's; an address our
+    # catalog does not tie to Meta, with only an AS name known, is run by that AS.
+    if p2p or (asn is None and as_org and not catalog_meta):
+        service = None
+    rec = operator_record(asn, service, as_org)
+    return rec["operator"], rec["operator_country"]
+
+
+def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Table, dict]:
+    """Append the schema.GEO columns; return (table, notes for summary.json)."""
+    from flowscope import schema
+    from flowscope.classify.catalog import load_catalog
+    cols = table.select(["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"]).to_pydict()
+    remote = _remote_side(cols["orig_ip"], cols["resp_ip"])
+    untrusted = untrusted_tcp_captures(captures)
+    best_rtt = _min_rtt(remote, cols["resp_ip"], cols["rtt_ms"], cols["rtt_source"], cols["capture"], untrusted)
+    labelled = table["service"].null_count < table.num_rows if table.num_rows else False
+    names = [table[c].to_pylist() for c in ("hostname", "sni", "dns_name")] if labelled else [[None] * len(remote)]
+    pops = _pop_codes(remote, names)
+    services = table["service"].to_pylist() if labelled else [None] * len(remote)
+    rules = table["catalog_rule"].to_pylist() if labelled else [None] * len(remote)
+    vantage = physics.parse_vantage(settings.vantage) if settings.vantage else None
+
+    addresses = list(dict.fromkeys(remote))
+    answers = readers.lookup_all(databases, addresses)
+    catalog = load_catalog(settings.catalogs)
+    catalog_rules = dict(zip(addresses, catalog.match_addresses(addresses)))
+    per_ip: dict[str, dict] = {}
+    for ip in addresses:
+        per_ip[ip] = _address_record(ip, answers.get(ip), pops.get(ip, (None, [])), catalog_rules[ip],
+                                     best_rtt.get(ip), vantage, databases)
+    rows = [_flow_row(per_ip[ip], s, r) for ip, s, r in zip(remote, services, rules)]
+    new = {"remote_ip": remote}
+    for c in schema.GEO[1:]:
+        new[c.name] = [row[c.name] for row in rows]
+    for c in schema.GEO:
+        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+    return table, {"geo": _notes(table, databases, settings, vantage, untrusted, captures)}
+
+
+def _address_record(ip, answers, pop_info, catalog_rule, rtt_ms, vantage, databases) -> dict:
+    cls = address_class(ip)
+    base = {"remote_country": None, "remote_city": None, "remote_lat": None, "remote_lon": None,
+            "remote_accuracy_km": None, "remote_asn": None, "remote_as_org": None, "pop_code": None,
+            "geo_source": f"special:{cls}" if cls else "none", "geo_disagreement": "",
+            "max_distance_km": None, "geo_consistent": None, "geo_checks": "", "region": regions.UNKNOWN,
+            "_catalog_meta": False}
+    if cls:
+        return base
+    answers = answers or []
+    merged, db_notes = readers.merge_answers(answers, databases)
+    code, codes_seen = pop_info
+    place, consistent, checks = _check(_places(code, answers), rtt_ms, vantage)
+    asn = merged.asn
+    if asn is None and catalog_rule is not None:
+        asn = catalog_rule.asn
+    asn_source = next((a.source for a in answers if a.asn is not None), "catalog" if asn is not None else None)
+    org_source = next((a.source for a in answers if a.as_org), None)
+    sources = [place.source] if place else []
+    sources += [s for s in (asn_source, org_source) if s and s not in sources]
+    base.update({
+        "remote_asn": asn, "remote_as_org": merged.as_org, "pop_code": code,
+        "geo_source": "+".join(sources) or "none",
+        "geo_disagreement": _disagreement(code, codes_seen, answers, db_notes),
+        "max_distance_km": None if rtt_ms is None else round(float(physics.max_distance_km(rtt_ms)), 1),
+        "geo_consistent": consistent, "geo_checks": checks,
+        "_catalog_meta": bool(catalog_rule is not None and (catalog_rule.service != "other" or asn in META_ASNS)),
+    })
+    if place:
+        base.update({"remote_country": place.country, "remote_city": place.city, "remote_lat": place.lat,
+                     "remote_lon": place.lon, "remote_accuracy_km": place.accuracy_km,
+                     # a location physics rules out is counted in no region
+                     "region": regions.UNKNOWN if consistent is False else regions.region_of(place.country)})
+    return base
+
+
+def _flow_row(rec: dict, service, rule) -> dict:
+    row = dict(rec)
+    if rec["geo_source"].startswith("special:"):
+        row["operator"], row["operator_country"] = None, None
+        return row
+    p2p = bool(rule) and P2P_MARK in rule
+    row["operator"], row["operator_country"] = _operator(rec["remote_asn"], rec["remote_as_org"], service,
+                                                         rec["_catalog_meta"], p2p)
+    return row
+
+
+def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
+    warnings = [f"{path}: PCAPdroid capture: TCP handshake RTTs may be answered on the phone (VPN mode), "
+                "so only STUN RTTs bound distances here" for path in sorted(untrusted)]
+    if vantage is None:
+        warnings.append("no --vantage given: distances are bounded but no location is checked against them")
+    is_meta = pc.fill_null(table["is_meta"], False) if table.num_rows else pa.array([], pa.bool_())
+    meta = table.filter(is_meta) if table.num_rows else table
+    return {
+        "databases": readers.describe(databases),
+        "airports": {"file": "flowscope/geo/data/airports.csv", "source": "OpenFlights airports.dat (ODbL 1.0)"},
+        "regions": regions.describe(),
+        "vantage": None if vantage is None else {"given": settings.vantage, "lat": vantage[0], "lon": vantage[1]},
+        "km_per_ms": {"fibre": round(physics.FIBRE, 3), "vacuum": round(physics.VACUUM, 3)},
+        "addresses": len(set(table["remote_ip"].to_pylist())) if table.num_rows else 0,
+        "disagreements": _count(table, "geo_disagreement"),
+        "impossible": int(pc.sum(pc.equal(table["geo_consistent"], False)).as_py() or 0) if table.num_rows else 0,
+        "meta_flows_by_region": _value_counts(meta, "region"),
+        "meta_flows_by_country": _value_counts(meta, "remote_country"),
+        "warnings": warnings,
+    }
+
+
+def _count(table, name) -> int:
+    return sum(1 for x in table[name].to_pylist() if x)
+
+
+def _value_counts(table, name) -> dict:
+    if not table.num_rows:
+        return {}
+    counts = Counter(x if x is not None else "unknown" for x in table[name].to_pylist())
+    return dict(sorted(counts.items()))
