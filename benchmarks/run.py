@@ -28,8 +28,10 @@ Measurements (per run):
   flows        flows the tool reports (ground truth is in <file>.json).
 
 Tools:
-  flowscope  .venv/bin/flowscope analyze FILE --out TMPDIR   (flows from
-             TMPDIR/summary.json "flows", else the row count of flows.parquet)
+  flowscope  .venv/bin/flowscope analyze FILE --out TMPDIR --no-classify --no-geo
+             (flow table only; flows from TMPDIR/summary.json "flows")
+  flowscope-classify  ... --no-geo (payload dissection and service labels)
+  flowscope-geo       the default analyze: classification and geolocation
   nfstream   NFStreamer(n_meters=1, n_dissections=0, statistical_analysis=False,
              splt_analysis=0, decode_tunnels=False, idle/active timeouts
              --nf-idle/--nf-active); one metering process plus the parent
@@ -62,7 +64,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_FILE = os.path.join(HERE, "data", "bench.pcap")
-ALL_TOOLS = ["flowscope", "flowscope-classify", "nfstream", "tshark", "dpkt", "scapy", "read"]
+ALL_TOOLS = ["flowscope", "flowscope-classify", "flowscope-geo", "nfstream", "tshark", "dpkt", "scapy", "read"]
 _VENV_EXE = os.path.join(ROOT, ".venv", "bin", "flowscope")
 DEFAULT_FLOWSCOPE = _VENV_EXE if os.path.exists(_VENV_EXE) else (shutil.which("flowscope") or _VENV_EXE)
 FLOWSCOPE_EXE = DEFAULT_FLOWSCOPE  # --flowscope-exe overrides
@@ -234,8 +236,10 @@ def tool_version(tool: str) -> str:
 
 def command_for(tool: str, path: str, workdir: str, args) -> list[str]:
     if tool == "flowscope":  # file -> flow table (the target)
-        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-classify"]
+        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-classify", "--no-geo"]
     if tool == "flowscope-classify":  # + payload dissection and service labels
+        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-geo"]
+    if tool == "flowscope-geo":  # + geolocation: the default `analyze`
         return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out")]
     if tool == "tshark":
         return ["tshark", "-r", path, "-q", "-z", "conv,tcp", "-z", "conv,udp"]

@@ -138,7 +138,7 @@ class Analysis:
         many = 2 if parts is None else parts
         self.collector = (PayloadCollector(many, int(settings.timeouts_ns().max()))
                           if settings.classify else None)
-        self.geo_databases = _open_geo(settings)  # before reading: a bad --geoip file fails fast
+        self._geo = _open_geo(settings)  # opens while the parts are read
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
@@ -167,7 +167,7 @@ class Analysis:
         else:
             for c in schema.LABELS:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
-        table, geo_notes = _locate(table, self.captures, self.settings, self.geo_databases)
+        table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
         notes.update(geo_notes)
         if hashes is not None:
             for cap in self.captures:
@@ -181,11 +181,11 @@ class Analysis:
         return NF
 
 
-def _open_geo(settings: Settings) -> list | None:
+def _open_geo(settings: Settings):
     if not settings.geo:
         return None
-    from flowscope.geo.stage import open_for
-    return open_for(settings)
+    from flowscope.geo.stage import Opener
+    return Opener(settings)
 
 
 def _locate(table: pa.Table, captures, settings: Settings, databases) -> tuple[pa.Table, dict]:

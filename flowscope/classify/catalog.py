@@ -43,9 +43,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Sequence, TypedDict
@@ -477,6 +479,26 @@ def _read_user(path) -> tuple[str, bytes]:
 
 
 def load_catalog(extra: Sequence = ()) -> Catalog:
+    """The catalog for `extra` (see _load_catalog), parsed once per process for the same
+    files unchanged on disk: the classify and geo stages both ask for it."""
+    extra = [extra] if isinstance(extra, (str, Path)) else list(extra)
+    return _load_cached(tuple((str(p), *_stat(p)) for p in extra))
+
+
+def _stat(path) -> tuple:
+    try:
+        st = os.stat(path)
+        return st.st_mtime_ns, st.st_size, st.st_ino
+    except OSError:
+        return (None, None, None)  # _read_user raises the clear error; errors are never cached
+
+
+@lru_cache(maxsize=8)
+def _load_cached(key: tuple) -> Catalog:
+    return _load_catalog([k[0] for k in key])
+
+
+def _load_catalog(extra: Sequence = ()) -> Catalog:
     """The built-in catalog, extended or overridden by the user catalog files in `extra`.
 
     Files load in order: built-in files (data/manifest.toml), then `extra` as given. A later entry

@@ -60,6 +60,7 @@ def _is_meta(host: str) -> bool:
     return any(host == s or host.endswith("." + s) for s in META_SUFFIXES)
 
 
+@lru_cache(maxsize=1 << 14)  # one flow table repeats few names many times
 def pop_code(hostname: str) -> str | None:
     """The IATA code encoded in a Meta PoP hostname, upper-case, or None.
 

@@ -18,6 +18,7 @@ hex-pattern byte (``170.170.170.170`` = ``0xAAAAAAAA`` and its BB/CC/DD siblings
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 
 _N = ipaddress.ip_network
@@ -81,7 +82,30 @@ _V6_ALLOCATED: tuple[ipaddress.IPv6Network, ...] = tuple(_N(n) for n in (
 _V4_PLACEHOLDER_BYTES = frozenset({0xAA, 0xBB, 0xCC, 0xDD})
 
 
-@lru_cache(maxsize=65536)
+def _spans(nets) -> tuple[tuple[int, int, str | None], ...]:
+    return tuple((int(n.network_address), int(n.broadcast_address), label) for n, label in nets)
+
+
+# The same tables as integer spans: comparing ints is ~20x faster than `addr in net`.
+_V4_SPANS = _spans(_V4)
+_V6_SPANS = _spans(_V6)
+_V6_ALLOCATED_SPANS = _spans((n, None) for n in _V6_ALLOCATED)
+
+
+def _parse(text: str) -> tuple[int, int] | None:
+    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+        try:
+            return version, int.from_bytes(socket.inet_pton(family, text), "big")
+        except OSError:
+            continue
+    try:  # forms inet_pton refuses but ipaddress accepts
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return addr.version, int(addr)
+
+
+@lru_cache(maxsize=65536)  # asked several times per distinct address by the geo stage
 def address_class(ip: str) -> str | None:
     """Label of an address that must not be geolocated, or None for a public one.
 
@@ -92,22 +116,22 @@ def address_class(ip: str) -> str | None:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     text = text.split("%", 1)[0]  # fe80::1%eth0
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
+    parsed = _parse(text)
+    if parsed is None:
         return "invalid"
-    if addr.version == 4:
-        for net, label in _V4:
-            if addr in net:
+    version, value = parsed
+    if version == 4:
+        for lo, hi, label in _V4_SPANS:
+            if lo <= value <= hi:
                 return label
-        packed = addr.packed
+        packed = value.to_bytes(4, "big")
         if packed[0] in _V4_PLACEHOLDER_BYTES and len(set(packed)) == 1:
             return "anonymised"
         return None
-    for net, label in _V6:
-        if addr in net:
+    for lo, hi, label in _V6_SPANS:
+        if lo <= value <= hi:
             return label
-    if not any(addr in net for net in _V6_ALLOCATED):
+    if not any(lo <= value <= hi for lo, hi, _ in _V6_ALLOCATED_SPANS):
         return "anonymised"
     return None
 

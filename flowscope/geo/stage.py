@@ -7,9 +7,11 @@ in Milan run by a US company is an EU location under US jurisdiction.
 """
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,6 +39,31 @@ def open_for(settings) -> list:
     return readers.open_databases(settings.geoip)
 
 
+class Opener:
+    """Opens the databases on a background thread while the captures are parsed (the
+    compiled parser releases the GIL; importing geoip2 and opening costs ~70 ms). A user
+    file that is missing fails at once; one that is corrupt fails when `result` is asked."""
+
+    def __init__(self, settings):
+        readers.check_user_paths(settings.geoip)
+        self._error: BaseException | None = None
+        self._databases: list | None = None
+        self._thread = threading.Thread(target=self._open, args=(settings,), name="geo-open", daemon=True)
+        self._thread.start()
+
+    def _open(self, settings) -> None:
+        try:
+            self._databases = open_for(settings)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> list:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._databases
+
+
 def untrusted_tcp_captures(captures) -> set[str]:
     """Captures whose TCP handshakes may not cross the network: PCAPdroid's VPN mode
     answers the SYN on the phone, so SYN -> SYN-ACK times the phone, not the server."""
@@ -45,13 +72,7 @@ def untrusted_tcp_captures(captures) -> set[str]:
 
 
 def _remote_side(orig_ip: list, resp_ip: list) -> list[str]:
-    classes: dict[str, str | None] = {}
-
-    def special(ip):
-        if ip not in classes:
-            classes[ip] = address_class(ip)
-        return classes[ip] is not None
-    return [o if special(r) and not special(o) else r for o, r in zip(orig_ip, resp_ip)]
+    return [o if address_class(r) and not address_class(o) else r for o, r in zip(orig_ip, resp_ip)]
 
 
 def _min_rtt(remote, resp, rtt, source, capture, untrusted) -> dict[str, float]:
@@ -72,7 +93,7 @@ def _pop_codes(remote, names) -> dict[str, tuple[str | None, list[str]]]:
     seen: dict[str, Counter] = {}
     for ip, host_names in zip(remote, zip(*names)):
         for name in host_names:
-            code = pop.pop_code(name) if name else None
+            code = pop.pop_code(name) if name and isinstance(name, str) else None
             if code:
                 seen.setdefault(ip, Counter())[code] += 1
     return {ip: (c.most_common(1)[0][0], sorted(c)) for ip, c in seen.items()}
@@ -137,7 +158,6 @@ def _operator(asn, as_org, service, catalog_meta: bool, p2p: bool) -> tuple[str 
 
 def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Table, dict]:
     """Append the schema.GEO columns; return (table, notes for summary.json)."""
-    from flowscope import schema
     from flowscope.classify.catalog import load_catalog
     cols = table.select(["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"]).to_pydict()
     remote = _remote_side(cols["orig_ip"], cols["resp_ip"])
@@ -155,30 +175,37 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
     catalog = load_catalog(settings.catalogs)
     catalog_rules = dict(zip(addresses, catalog.match_addresses(addresses)))
     per_ip: dict[str, dict] = {}
+    # Addresses in one database network with the same PoP and catalog entry share every
+    # field but the RTT bound (and, with a vantage point, the check): computed once.
+    shared: dict[tuple, dict] = {}
     for ip in addresses:
-        per_ip[ip] = _address_record(ip, answers.get(ip), pops.get(ip, (None, [])), catalog_rules[ip],
-                                     best_rtt.get(ip), vantage, databases)
-    rows = [_flow_row(per_ip[ip], s, r) for ip, s, r in zip(remote, services, rules)]
-    new = {"remote_ip": remote}
-    for c in schema.GEO[1:]:
-        new[c.name] = [row[c.name] for row in rows]
-    for c in schema.GEO:
-        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+        cls = address_class(ip)
+        if cls:
+            per_ip[ip] = _special_record(cls)
+            continue
+        got, (code, seen) = tuple(answers.get(ip) or ()), pops.get(ip, (None, []))
+        rule, rtt_ms = catalog_rules[ip], best_rtt.get(ip)
+        key = (got, code, tuple(seen), id(rule), rtt_ms if vantage else None)
+        if key not in shared:
+            shared[key] = _address_record(got, readers.merge_answers(got, databases), code, seen, rule, rtt_ms, vantage)
+        bound = None if rtt_ms is None else round(float(rtt_ms) * physics.FIBRE, 1)
+        per_ip[ip] = {**shared[key], "max_distance_km": bound}
+    table = _append_columns(table, remote, per_ip, services, rules)
     return table, {"geo": _notes(table, databases, settings, vantage, untrusted, captures)}
 
 
-def _address_record(ip, answers, pop_info, catalog_rule, rtt_ms, vantage, databases) -> dict:
-    cls = address_class(ip)
-    base = {"remote_country": None, "remote_city": None, "remote_lat": None, "remote_lon": None,
+def _special_record(cls: str | None) -> dict:
+    return {"remote_country": None, "remote_city": None, "remote_lat": None, "remote_lon": None,
             "remote_accuracy_km": None, "remote_asn": None, "remote_as_org": None, "pop_code": None,
             "geo_source": f"special:{cls}" if cls else "none", "geo_disagreement": "",
             "max_distance_km": None, "geo_consistent": None, "geo_checks": "", "region": regions.UNKNOWN,
             "_catalog_meta": False}
-    if cls:
-        return base
-    answers = answers or []
-    merged, db_notes = readers.merge_answers(answers, databases)
-    code, codes_seen = pop_info
+
+
+def _address_record(answers, merged_answer, code, codes_seen, catalog_rule, rtt_ms, vantage) -> dict:
+    """The fields of one public address (max_distance_km is filled in by the caller)."""
+    base = _special_record(None)
+    merged, db_notes = merged_answer
     place, consistent, checks = _check(_places(code, answers), rtt_ms, vantage)
     asn = merged.asn
     if asn is None and catalog_rule is not None:
@@ -191,7 +218,6 @@ def _address_record(ip, answers, pop_info, catalog_rule, rtt_ms, vantage, databa
         "remote_asn": asn, "remote_as_org": merged.as_org, "pop_code": code,
         "geo_source": "+".join(sources) or "none",
         "geo_disagreement": _disagreement(code, codes_seen, answers, db_notes),
-        "max_distance_km": None if rtt_ms is None else round(float(physics.max_distance_km(rtt_ms)), 1),
         "geo_consistent": consistent, "geo_checks": checks,
         "_catalog_meta": bool(catalog_rule is not None and (catalog_rule.service != "other" or asn in META_ASNS)),
     })
@@ -203,15 +229,32 @@ def _address_record(ip, answers, pop_info, catalog_rule, rtt_ms, vantage, databa
     return base
 
 
-def _flow_row(rec: dict, service, rule) -> dict:
-    row = dict(rec)
-    if rec["geo_source"].startswith("special:"):
-        row["operator"], row["operator_country"] = None, None
-        return row
-    p2p = bool(rule) and P2P_MARK in rule
-    row["operator"], row["operator_country"] = _operator(rec["remote_asn"], rec["remote_as_org"], service,
-                                                         rec["_catalog_meta"], p2p)
-    return row
+def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list, rules: list) -> pa.Table:
+    """Address-level columns are taken from one row per address (numpy take); only the
+    operator depends on the flow's service, so it is computed per distinct combination."""
+    from flowscope import schema
+    addresses = list(per_ip)
+    index = {ip: k for k, ip in enumerate(addresses)}
+    take = pa.array(np.fromiter((index[ip] for ip in remote), dtype=np.int64, count=len(remote)))
+    operators: dict[tuple, tuple] = {}
+    op_rows = []
+    p2p_rules = {r for r in set(rules) if r and P2P_MARK in r}
+    for ip, service, rule in zip(remote, services, rules):
+        rec = per_ip[ip]
+        special = rec["geo_source"].startswith("special:")
+        key = (special, rec["remote_asn"], rec["remote_as_org"], service, rec["_catalog_meta"], rule in p2p_rules)
+        if key not in operators:
+            operators[key] = (None, None) if special else _operator(*key[1:])
+        op_rows.append(operators[key])
+    for c in schema.GEO:
+        if c.name == "remote_ip":
+            col = pa.array(remote, type=c.type)
+        elif c.name in ("operator", "operator_country"):
+            col = pa.array([o[0 if c.name == "operator" else 1] for o in op_rows], type=c.type)
+        else:
+            col = pa.array([per_ip[ip][c.name] for ip in addresses], type=c.type).take(take)
+        table = table.append_column(pa.field(c.name, c.type), col)
+    return table
 
 
 def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
@@ -227,7 +270,7 @@ def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
         "regions": regions.describe(),
         "vantage": None if vantage is None else {"given": settings.vantage, "lat": vantage[0], "lon": vantage[1]},
         "km_per_ms": {"fibre": round(physics.FIBRE, 3), "vacuum": round(physics.VACUUM, 3)},
-        "addresses": len(set(table["remote_ip"].to_pylist())) if table.num_rows else 0,
+        "addresses": pc.count_distinct(table["remote_ip"]).as_py() if table.num_rows else 0,
         "disagreements": _count(table, "geo_disagreement"),
         "impossible": int(pc.sum(pc.equal(table["geo_consistent"], False)).as_py() or 0) if table.num_rows else 0,
         "meta_flows_by_region": _value_counts(meta, "region"),
@@ -237,11 +280,11 @@ def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
 
 
 def _count(table, name) -> int:
-    return sum(1 for x in table[name].to_pylist() if x)
+    return int(pc.sum(pc.greater(pc.utf8_length(table[name]), 0)).as_py() or 0) if table.num_rows else 0
 
 
 def _value_counts(table, name) -> dict:
     if not table.num_rows:
         return {}
-    counts = Counter(x if x is not None else "unknown" for x in table[name].to_pylist())
-    return dict(sorted(counts.items()))
+    counts = pc.value_counts(pc.fill_null(table[name], "unknown")).to_pylist()
+    return {d["values"]: d["counts"] for d in sorted(counts, key=lambda d: d["values"])}
