@@ -169,6 +169,8 @@ class Analysis:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
         notes.update(geo_notes)
+        for c in schema.METADATA:  # filled by the metadata stage (issue 5)
+            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         if hashes is not None:
             for cap in self.captures:
                 if cap.path in hashes:

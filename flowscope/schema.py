@@ -87,7 +87,39 @@ GEO = (
     Column("operator_country", pa.string(), "Country whose law governs the operator (its incorporation), e.g. US for Meta Platforms, Inc. and WhatsApp LLC."),
 )
 
-FLOWS = FLOW_BASE + LABELS + GEO
+METADATA = (
+    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked."),
+    Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
+    Column("frame_gaps", pa.int64(), "Times the frame walk stopped at missing stream bytes (a capture gap); frames after a gap are not guessed."),
+    Column("counterparts", pa.int64(), "Distinct counterparts the flow reveals to its operator (see counterparts_basis and docs/metadata.md): the peer of a direct call leg, the relays of a call, or the outbound message-like events of a chat flow (a lower bound)."),
+    Column("counterparts_basis", pa.string(), "How counterparts was derived: p2p-peer, call-relays, chat-outbound-messages, or empty."),
+)
+
+FLOWS = FLOW_BASE + LABELS + GEO + METADATA
+
+FRAMES = (
+    Column("flow_id", pa.int64(), "The flow (flows.parquet flow_id)."),
+    Column("frame_index", pa.int64(), "Position of the frame in its flow and direction, from 0."),
+    Column("ts", TS_TYPE, "Time of the packet that completed the frame (its last byte)."),
+    Column("ts_first", TS_TYPE, "Time of the packet that carried the frame's first header byte."),
+    Column("direction", pa.string(), "up: sent by the local device; down: towards it."),
+    Column("frame_bytes", pa.int64(), "Frame body length from its 3-byte header (header excluded); for TLS records, the record length."),
+    Column("unit", pa.string(), "wa-frame (WhatsApp Noise frame) or tls-record (WhatsApp Web over TLS)."),
+)
+
+EVENTS = (
+    Column("event_id", pa.int64(), "Sequential id in order of ts_start (ties: flow_id, then kind)."),
+    Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the first relay or leg flow)."),
+    Column("service", pa.string(), "Service of the flow (flows.parquet service)."),
+    Column("kind", pa.string(), "message, receipt, presence, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
+    Column("ts_start", TS_TYPE, "First packet or frame of the event."),
+    Column("ts_end", TS_TYPE, "Last packet or frame of the event."),
+    Column("direction", pa.string(), "up (from the local device), down, or both."),
+    Column("bytes", pa.int64(), "Frame bytes of the event (chat), else IP bytes."),
+    Column("frames", pa.int64(), "Frames in the event (0 where not a chat event)."),
+    Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing)."),
+    Column("detail", pa.string(), "Short machine-readable detail, e.g. 'relays=2 p2p_legs=1' for a call."),
+)
 
 CAPTURE_FIELDS = {
     "path": "The file as given on the command line.",
@@ -116,6 +148,9 @@ def markdown() -> str:
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
     lines += ["", "Columns `service` to `stun_mapped` are null when classification is off (`--no-classify`);",
               "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`)."]
+    for title, cols in (("frames.parquet", FRAMES), ("events.parquet", EVENTS)):
+        lines += ["", f"## {title}", "", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in cols]
     lines += ["", "## summary.json: `captures[]`", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in CAPTURE_FIELDS.items()]
     return "\n".join(lines) + "\n"
