@@ -90,5 +90,8 @@ def test_geo_columns_and_database_names_in_the_outputs(tmp_path):
     assert dbs["dbip-city-lite"]["licence"] == "CC BY 4.0" and dbs["dbip-city-lite"]["build_date"]
     assert "db-ip.com" in dbs["dbip-city-lite"]["attribution"]
     assert summary["geo"]["vantage"]["given"] == "MXP"
-    cols = pq.read_schema(tmp_path / "flows.parquet").names
-    assert {"remote_country", "max_distance_km", "geo_consistent", "region", "operator"} <= set(cols)
+    schema = pq.read_schema(tmp_path / "flows.parquet")
+    assert {"remote_country", "max_distance_km", "geo_consistent", "region", "operator"} <= set(schema.names)
+    named = json.loads(schema.metadata[b"geo_databases"])
+    assert [(d["name"], d["kind"]) for d in named] == [("dbip-city-lite", "city"), ("geoip2fast-asn", "asn")]
+    assert all(d["build_date"] for d in named)

@@ -81,7 +81,14 @@ def check_out_dir(out: Path, sha256s: list, force: bool) -> None:
 
 def write_tables(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    table = result.table.replace_schema_metadata({"flowscope_version": __version__})
+    # the file names its sources itself, so it stays evidence when copied without summary.json
+    meta = {"flowscope_version": __version__}
+    if result.notes.get("catalog"):
+        meta["catalog_version"] = result.notes["catalog"]["version"]
+    if result.notes.get("geo"):
+        meta["geo_databases"] = json.dumps([{k: d[k] for k in ("name", "kind", "build_date", "licence")}
+                                            for d in result.notes["geo"]["databases"]])
+    table = result.table.replace_schema_metadata(meta)
     flows_path = out / "flows.parquet"
     pq.write_table(table, _tmp(flows_path))
     os.replace(_tmp(flows_path), flows_path)
