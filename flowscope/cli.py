@@ -22,26 +22,44 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse capture files into DIR/flows.parquet and DIR/summary.json")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, optionally gzip/bzip2/xz")
     a.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    a.add_argument("--force", action="store_true", help="overwrite a directory holding another analysis")
-    a.add_argument("--tcp-idle", type=float, metavar="S", help="TCP idle timeout, seconds (default 3600)")
-    a.add_argument("--udp-idle", type=float, metavar="S", help="UDP idle timeout, seconds (default 300)")
-    a.add_argument("--dedup-window-ms", type=float, metavar="MS",
-                   help="treat identical packets within MS ms as mirror-port duplicates (default 1; 0 off)")
-    a.add_argument("--catalog", action="append", default=[], metavar="FILE",
-                   help="catalog file extending or overriding the built-in service catalog (repeatable)")
-    a.add_argument("--no-classify", action="store_true", help="flow table only: no payload dissection or labels")
-    a.add_argument("--geoip", action="append", default=[], metavar="FILE",
-                   help="MaxMind/DB-IP .mmdb (City, Country or ASN) consulted besides the embedded databases "
-                        "(repeatable; also $FLOWSCOPE_GEOIP, ':'-separated)")
-    a.add_argument("--vantage", metavar="PLACE",
-                   help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
-                        "location against the RTT bound")
-    a.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    a.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _add_analysis_options(a)
     c = sub.add_parser("catalog", help="print the service catalog in force, one entry a line with its source")
     c.add_argument("--catalog", action="append", default=[], metavar="FILE", help="extra catalog file (repeatable)")
+    lv = sub.add_parser("live", help="capture on an interface (mirror port, test access point), analyse as it "
+                        "goes, and write the analyze outputs when stopped")
+    lv.add_argument("-i", "--interface", required=True, metavar="IFACE", help="interface to capture on")
+    lv.add_argument("--bpf", metavar="EXPR", help="capture filter (tcpdump syntax), checked before capturing")
+    stop = lv.add_mutually_exclusive_group()
+    stop.add_argument("--duration", metavar="D", help="stop after D seconds (or 90s, 10m, 2h); default: Ctrl-C")
+    stop.add_argument("--packets", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument("--local-net", action="append", default=[], metavar="CIDR",
+                    help="addresses of the monitored devices (repeatable; default RFC 1918, fc00::/7, "
+                         "link-local, 100.64.0.0/10)")
+    lv.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    lv.add_argument("--keep-pcap", action="store_true", help="keep the capture files in DIR/pcap/")
+    _add_analysis_options(lv)
     return p
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by analyze and live: both run the same pipeline."""
+    p.add_argument("--force", action="store_true", help="overwrite a directory holding another analysis")
+    p.add_argument("--tcp-idle", type=float, metavar="S", help="TCP idle timeout, seconds (default 3600)")
+    p.add_argument("--udp-idle", type=float, metavar="S", help="UDP idle timeout, seconds (default 300)")
+    p.add_argument("--dedup-window-ms", type=float, metavar="MS",
+                   help="treat identical packets within MS ms as mirror-port duplicates (default 1; 0 off)")
+    p.add_argument("--catalog", action="append", default=[], metavar="FILE",
+                   help="catalog file extending or overriding the built-in service catalog (repeatable)")
+    p.add_argument("--no-classify", action="store_true", help="flow table only: no payload dissection or labels")
+    p.add_argument("--geoip", action="append", default=[], metavar="FILE",
+                   help="MaxMind/DB-IP .mmdb (City, Country or ASN) consulted besides the embedded databases "
+                        "(repeatable; also $FLOWSCOPE_GEOIP, ':'-separated)")
+    p.add_argument("--vantage", metavar="PLACE",
+                   help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
+                        "location against the RTT bound")
+    p.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def _settings(args):
@@ -88,6 +106,11 @@ def cmd_analyze(args) -> int:
     return 1 if result.errors else 0
 
 
+def cmd_live(args) -> int:
+    from flowscope.live.command import main as live_main
+    return live_main(args, _settings(args))
+
+
 def cmd_catalog(args) -> int:
     from flowscope.classify.catalog import load_catalog
     catalog = load_catalog(args.catalog)
@@ -126,6 +149,8 @@ def main(argv=None) -> int:
             return cmd_analyze(args)
         if args.command == "catalog":
             return cmd_catalog(args)
+        if args.command == "live":
+            return cmd_live(args)
     except FlowscopeError as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 # System packages the test suite uses. As root: install them with apt-get.
 # Otherwise: name what is missing; the tests that need it skip with the reason.
 set -u
-pkgs=(tshark)
+pkgs=(tshark tcpreplay iproute2)  # tshark brings dumpcap; tcpreplay + ip: live-capture tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,53 @@
+"""`flowscope live`: options in, live view while capturing, the analyze outputs at the end.
+
+Exit codes: 0 captured and written; 1 the engine failed mid-capture or a capture file was
+damaged (what was captured is still analysed and written); 2 capture could not start
+(usage, interface, filter, permissions) and nothing was written; 130 a second Ctrl-C
+while flushing.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from flowscope.live.options import DEFAULT_LOCAL_NETS, LiveOptions, parse_duration_s
+
+
+def options_from_args(args) -> LiveOptions:
+    return LiveOptions(
+        interface=args.interface, out=Path(args.out), bpf=args.bpf,
+        duration_s=parse_duration_s(args.duration) if args.duration is not None else None,
+        max_packets=args.packets, local_nets=tuple(args.local_net or DEFAULT_LOCAL_NETS),
+        keep_pcap=args.keep_pcap, force=args.force)
+
+
+def main(args, settings) -> int:
+    """Run `flowscope live` with parsed arguments and the Settings the CLI built from them."""
+    from flowscope.live import session
+    from flowscope.live.view import LiveView, summary_lines
+    options = options_from_args(args)
+    show = not args.quiet and sys.stderr.isatty()
+    view = LiveView(options.interface, options.out, options.local_nets) if show else None
+
+    def ready(engine):
+        if not args.quiet:
+            print(f"flowscope: capturing on {options.interface} with {engine.label}"
+                  f"{' (filter: ' + options.bpf + ')' if options.bpf else ''}; Ctrl-C stops", file=sys.stderr,
+                  flush=True)
+
+    with view or contextlib.nullcontext():
+        run = session.run(options, settings, view=view, on_ready=ready)
+    result = run.result
+    result.write(options.out, force=True)   # prepare_out checked the directory before capturing
+    if run.error:
+        print(f"flowscope: error: {run.error}", file=sys.stderr)
+    else:
+        for err in result.errors:
+            print(f"flowscope: error: {err}", file=sys.stderr)
+    if not args.quiet:
+        print("\n".join(summary_lines(run, options.out)), flush=True)
+    elif run.drops.total:   # quiet prints errors only, and a lossy capture is one
+        from flowscope.live.view import first_line
+        print(f"flowscope: warning: {first_line(run, options.interface)}", file=sys.stderr)
+    return 1 if run.error or result.errors else 0
