@@ -200,11 +200,12 @@ class _Plausible:
 
 
 def _chain(window: bytes, k: int, check: _Plausible, hdr_len: int, to_eof: int) -> bool:
-    for _ in range(SYNC_CHAIN):
+    """Do SYNC_CHAIN headers in a row from k look right (fewer if they end the file exactly)?"""
+    for seen in range(SYNC_CHAIN):
         if k == to_eof:
-            return True           # ran exactly to the end of the file
-        if k + 16 > len(window):
-            return True           # ran past the window: as far as can be seen, it holds
+            return seen > 0        # ran exactly to the end of the file
+        if k + 16 > len(window):   # past the window: believe 3 in a row, never a jump past the end
+            return seen >= 3 and len(window) < to_eof
         if not check.at(window, k):
             return False
         k += hdr_len + struct.unpack_from(check.order, window, k + 8)[0]
