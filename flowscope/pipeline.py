@@ -150,6 +150,9 @@ class Analysis:
         self.parts: list[np.ndarray] = []
         self._file_of_part: list[int] = []  # index into captures
         self.collector = new_collector(settings, parts)
+        # Engines that read a file in pieces: fn(merged records, part index of each merged
+        # row's last part) sets, in place, what only a one-pass read of the file knows.
+        self.settle_merged: Callable[[np.ndarray, np.ndarray], None] | None = None
         self._geo = _open_geo(settings)  # opens while the parts are read
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
@@ -178,8 +181,12 @@ class Analysis:
         paths = [c.path for c in self.captures]
         records = np.concatenate(self.parts) if self.parts else np.empty((0, self._width()), np.int64)
         file_of_part = np.array(self._file_of_part, dtype=np.int64)
-        records[:, PART] = _time_ranks(self.captures, file_of_part)[records[:, PART]]
+        rank = _time_ranks(self.captures, file_of_part)
+        records[:, PART] = rank[records[:, PART]]
         merged, dest = merge_parts(records, self.settings.timeouts_ns())
+        if self.settle_merged is not None:
+            part_of_rank = np.argsort(rank)
+            self.settle_merged(merged, part_of_rank[merged[:, PART]])
         order = flow_order(merged)
         flow_of_merged = np.empty(len(order), dtype=np.int64)
         flow_of_merged[order] = np.arange(len(order))

@@ -12,6 +12,10 @@ which is exact because that chunk began at an exact place, and re-reads a chunk 
 exact place where they differ. So the result never rests on the guess; a bad guess (a
 pcap inside a payload, say) costs one re-read.
 
+A chunk also reads through buffers that end where the one-pass read's end, and reports
+its records by buffer (sweeps.py), so the client can tell which flows the one-pass read
+would have expired as idle.
+
 Compressed files and pcapng are read whole (one part a file): a compressed stream cannot
 be entered in the middle, and a pcapng chunk would need the interface blocks and the
 byte order of its section, and SPB timestamps from the packet before.
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowscope.decode.layout import OK, STATUS, TS
+from flowscope.engine.sweeps import BufferRuns, buffer_end_after
 from flowscope.errors import CaptureError
 from flowscope.sources import open_capture
 from flowscope.sources.pcap import BAD_RECORD, FULL, MAGICS, MAX_RECORD, PcapReader, walk_pcap
@@ -97,10 +103,25 @@ class PcapChunk:
         raw = self.stream._raw
         self.start = spec.start if spec.exact else _sync(raw, spec.start, reader)
         self.stop: int | None = None   # where the next chunk begins, once read to the limit
-        raw.seek(self.start)
+        self.runs = BufferRuns()
+        self._first_fill(raw, self.start)
+
+    def _first_fill(self, raw, start: int) -> None:
+        """Read from `start` to the end of the one-pass read's buffer there: ByteStream
+        then moves each buffer end on by CHUNK_BYTES, so this chunk's buffers end where
+        the one-pass read's do and its reads stop at the same records (sweeps.py)."""
         s = self.stream
         s.start = s.end = 0
-        s.offset, s.eof = self.start, False
+        s.offset, s.eof = start, False
+        raw.seek(start)
+        target = buffer_end_after(start) - start
+        view = memoryview(s.buf)
+        while s.end < target:
+            got = raw.readinto(view[s.end:target])
+            if not got:
+                s.eof = True
+                break
+            s.end += got
 
     def batches(self, P: np.ndarray):
         """PcapReader.batches, stopping before the first record at or past the limit."""
@@ -116,6 +137,7 @@ class PcapChunk:
                                        r.linktype, P, cap, stats)
             s.start = pos
             if n:
+                self.runs.add(s.offset + s.end, P[:n, TS], P[:n, STATUS] == OK, len(P))
                 yield s.buf, n
             if status == FULL:
                 continue

@@ -17,6 +17,7 @@ from dataclasses import fields
 import numpy as np
 
 
+from flowscope.engine.sweeps import last_sweep_ns, settle_ends
 from flowscope.flows.layout import NF
 from flowscope.sources import CaptureStats
 
@@ -46,9 +47,13 @@ def exact_results(specs, results, reread) -> tuple[list, int]:
 
 def assemble(analysis, specs, results) -> None:
     """Parts in order into `analysis` (pipeline.Analysis); a file's chunks share one
-    CaptureStats entry, each adding its share; every collector is folded into the run's."""
+    CaptureStats entry, each adding its share; every collector is folded into the run's;
+    flows that end in a chunk get the end a one-pass read gives them (sweeps.py)."""
     files: dict = {}
+    runs: dict = {}  # chunked file -> its chunks' BufferRuns, in order
     for spec, res in zip(specs, results):
+        if res is not None and res.runs is not None:
+            runs.setdefault(spec.file, []).append(res.runs)
         if res is None:
             analysis.add_part(np.zeros((0, NF), dtype=np.int64), files[spec.file])
             continue
@@ -60,6 +65,12 @@ def assemble(analysis, specs, results) -> None:
         analysis.add_part(res.records, capture)
         if res.collector is not None:
             merge_collector(analysis.collector, res.collector)
+    if runs:
+        batch = analysis.settings.batch_packets
+        last_sweep = {f: last_sweep_ns(r, batch) for f, r in runs.items()}
+        sweep_of_part = np.array([None if s.whole else last_sweep.get(s.file) for s in specs], dtype=object)
+        timeouts = analysis.settings.timeouts_ns()
+        analysis.settle_merged = lambda merged, parts: settle_ends(merged, sweep_of_part[parts], timeouts)
 
 
 def merge_collector(into, part) -> None:

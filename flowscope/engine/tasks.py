@@ -13,6 +13,7 @@ import numpy as np
 from flowscope import hashing
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.engine.chunks import PartSpec, PcapChunk
+from flowscope.engine.sweeps import BufferRuns
 from flowscope.pipeline import _without_cyclic_gc, new_collector, read_part
 from flowscope.settings import Settings
 from flowscope.sources import CaptureStats
@@ -25,6 +26,7 @@ class PartResult:
     collector: PayloadCollector | None  # payload and evidence, keyed (part index, flow serial)
     start: int                          # where the part began reading (a chunk's guess)
     stop: int | None                    # a chunk read to its limit: where the next one begins
+    runs: BufferRuns | None             # a chunk's records by read buffer (sweeps.py)
 
 
 def read(spec: PartSpec, index: int, settings: Settings, parts: int) -> PartResult:
@@ -44,7 +46,8 @@ def read(spec: PartSpec, index: int, settings: Settings, parts: int) -> PartResu
     chunk = opened[0] if opened else None
     return PartResult(records, capture, collector,
                       chunk.start if chunk else spec.start,
-                      chunk.stop if chunk and capture.error is None else None)
+                      chunk.stop if chunk and capture.error is None else None,
+                      chunk.runs if chunk else None)
 
 
 def sha256(path: str) -> str | None:
