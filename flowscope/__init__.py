@@ -52,13 +52,28 @@ class AnalysisResult:
         return write_tables(self, out)
 
 
-def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResult:
+_ENGINES = ("local", "dask")
+
+
+def analyze(paths, settings: Settings | None = None, *, engine: str = "local", scheduler: str | None = None,
+            workers: int | None = None, chunk_bytes: int | None = None, **options) -> AnalysisResult:
     """Analyse capture files (pcap, pcapng, optionally compressed) into an AnalysisResult.
 
     `paths` is a path or a list of paths; keyword options override Settings fields.
     Files that cannot be read are listed in `result.errors`; the others are analysed.
+    `engine="dask"` reads the files, and large classic pcaps in chunks of `chunk_bytes`
+    (default 256 MiB; 0: never split), as tasks on a dask.distributed cluster: the one at
+    `scheduler` ("tcp://host:8786"), else a local one of `workers` processes. The result
+    is the same as in-process (docs/distributed.md).
     """
-    from flowscope.pipeline import run
+    if engine not in _ENGINES:
+        raise UsageError(f"analyze: engine must be one of {', '.join(_ENGINES)} (got {engine!r})")
+    if engine == "local" and (scheduler or workers or chunk_bytes is not None):
+        raise UsageError("analyze: scheduler, workers and chunk_bytes need engine='dask'")
+    if workers is not None and workers < 1:
+        raise UsageError(f"analyze: workers must be >= 1 (got {workers})")
+    if chunk_bytes is not None and chunk_bytes < 0:
+        raise UsageError(f"analyze: chunk_bytes must be >= 0 (got {chunk_bytes})")
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [str(p) for p in paths]
@@ -67,5 +82,11 @@ def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResul
     settings = settings or Settings()
     if options:
         settings = Settings(**{**settings.__dict__, **options})
-    table, captures, notes = run(paths, settings)
+    if engine == "dask":
+        from flowscope.engine.dask import CHUNK_BYTES, run as run_dask
+        table, captures, notes = run_dask(paths, settings, scheduler, workers,
+                                          CHUNK_BYTES if chunk_bytes is None else chunk_bytes or None)
+    else:
+        from flowscope.pipeline import run
+        table, captures, notes = run(paths, settings)
     return AnalysisResult(table, captures, settings, notes)

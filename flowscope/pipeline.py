@@ -21,7 +21,7 @@ from flowscope import hashing, schema
 from flowscope.errors import CaptureError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.flows.finalize import flow_order, to_table
-from flowscope.flows.layout import ORIG_IS_A, PART
+from flowscope.flows.layout import CAPTURE, ORIG_IS_A, PART
 from flowscope.flows.merge import merge_parts
 from flowscope.flows.table import FlowTable
 from flowscope.settings import Settings
@@ -48,14 +48,16 @@ def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats)
 
 
 def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
-              collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None
-              ) -> np.ndarray:
-    """Read one file into flow records (all flushed, open ones marked OPEN_AT_END)."""
+              collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None,
+              open_reader: Callable = open_capture) -> np.ndarray:
+    """Read one file (or, through `open_reader`, a byte range of one) into flow records
+    (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
+    collected payload carry it, so parts read anywhere can be joined."""
     table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
     P = new_batch(settings.batch_packets)
     reader = None
     try:
-        reader = open_capture(path, capture)
+        reader = open_reader(path, capture)
         capture.format = capture.format or reader.format
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
             table.add(P, n, part=index, capture=index)
@@ -114,6 +116,16 @@ def _without_cyclic_gc():
             gc.enable()
 
 
+def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | None:
+    """The payload collector for a run of `parts` parts (None: unknown, as in live capture).
+
+    Other engines build one per part with the same arguments, then merge them."""
+    if not settings.classify:
+        return None
+    many = 2 if parts is None else parts
+    return PayloadCollector(many, int(settings.timeouts_ns().max()))
+
+
 def _run(paths, settings, on_progress, hashes):
     analysis = Analysis(settings, parts=len(paths))
     for k, path in enumerate(paths):
@@ -127,24 +139,40 @@ class Analysis:
     live capture feeds it each ring-buffer file as dumpcap closes it. `finish` merges the
     parts exactly and runs the later stages; it may be called again after more `add`s.
 
-    `parts` is how many files will come (None: unknown, as in live capture); with more than
-    one, records that may continue the previous file keep their payload until the merge.
+    `parts` is how many parts will come (None: unknown, as in live capture); with more than
+    one, records that may continue the previous part keep their payload until the merge.
+    A part is a file, or (engine/) a byte range of one: `captures` has one entry a file.
     """
 
     def __init__(self, settings: Settings, parts: int | None = None):
         self.settings = settings
         self.captures: list[CaptureStats] = []
         self.parts: list[np.ndarray] = []
-        many = 2 if parts is None else parts
-        self.collector = (PayloadCollector(many, int(settings.timeouts_ns().max()))
-                          if settings.classify else None)
+        self._file_of_part: list[int] = []  # index into captures
+        self.collector = new_collector(settings, parts)
+        # Engines that read a file in pieces: fn(merged records, part index of each merged
+        # row's last part) sets, in place, what only a one-pass read of the file knows.
+        self.settle_merged: Callable[[np.ndarray, np.ndarray], None] | None = None
         self._geo = _open_geo(settings)  # opens while the parts are read
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
-        self.captures.append(cap)
-        self.parts.append(read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress))
+        self.add_part(read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress), cap)
         return cap
+
+    def add_part(self, records: np.ndarray, capture: CaptureStats) -> None:
+        """Take a part read elsewhere by read_part(..., index=len(self.parts), ...); its payload
+        goes into self.collector by the caller. `capture` is the entry of the file it came
+        from: new files are appended to `captures`, a later chunk of a file already there
+        passes that same object (filled in by the caller)."""
+        if len(records) and (records[:, CAPTURE] != len(self.parts)).any():
+            raise ValueError(f"part records carry another part index than {len(self.parts)}")
+        file = next((k for k, c in enumerate(self.captures) if c is capture), None)
+        if file is None:
+            self.captures.append(capture)
+            file = len(self.captures) - 1
+        self.parts.append(records)
+        self._file_of_part.append(file)
 
     def finish(self, hashes: dict | None = None, final: bool = True):
         """(flows as an Arrow table, list of CaptureStats, stage notes) for the parts so far.
@@ -152,12 +180,19 @@ class Analysis:
         `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
         paths = [c.path for c in self.captures]
         records = np.concatenate(self.parts) if self.parts else np.empty((0, self._width()), np.int64)
-        records[:, PART] = _time_ranks(self.captures)[records[:, PART]]
+        file_of_part = np.array(self._file_of_part, dtype=np.int64)
+        rank = _time_ranks(self.captures, file_of_part)
+        records[:, PART] = rank[records[:, PART]]
         merged, dest = merge_parts(records, self.settings.timeouts_ns())
+        if self.settle_merged is not None:
+            part_of_rank = np.argsort(rank)
+            self.settle_merged(merged, part_of_rank[merged[:, PART]])
         order = flow_order(merged)
         flow_of_merged = np.empty(len(order), dtype=np.int64)
         flow_of_merged[order] = np.arange(len(order))
-        table = to_table(merged[order], paths, _apps(self.captures))
+        flows = merged[order]
+        flows[:, CAPTURE] = file_of_part[flows[:, CAPTURE]]  # the part a flow began in -> its file
+        table = to_table(flows, paths, _apps(self.captures))
         notes: dict = {}
         if self.collector:
             from flowscope.classify.stage import label_flows
@@ -199,11 +234,12 @@ def _locate(table: pa.Table, captures, settings: Settings, databases) -> tuple[p
     return locate_flows(table, captures, settings, databases)
 
 
-def _time_ranks(captures: list[CaptureStats]) -> np.ndarray:
-    """Parts merge in time order: rank each file by its first timestamp."""
+def _time_ranks(captures: list[CaptureStats], file_of_part: np.ndarray) -> np.ndarray:
+    """Parts merge in time order: rank each file by its first timestamp, and the chunks of
+    one file by their place in it (a file's own order stands even where its clock jumps)."""
     starts = np.array([c.first_ts_ns if c.first_ts_ns is not None else 2**62 for c in captures], dtype=np.int64)
-    rank = np.empty(len(captures), dtype=np.int64)
-    rank[np.argsort(starts, kind="stable")] = np.arange(len(captures))
+    rank = np.empty(len(file_of_part), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(file_of_part)), starts[file_of_part]))] = np.arange(len(file_of_part))
     return rank
 
 

@@ -4,6 +4,8 @@ A record still open when its part ended continues into the next record with the 
 if the single-pass table would have kept it: the gap is within its timeout, and it is not
 a closed TCP flow meeting a new pure SYN. Combining is per-direction sum/min/max/OR after
 aligning the later record's directions to the earlier record's originator.
+A record open at its part's end that the next record of its key does not continue ends
+there, idle (or by its FIN/RST), as the single pass ends it when that packet arrives.
 Known approximation: a mirror-port duplicate pair split exactly at a part boundary is not
 suppressed (the dedup ring does not cross parts).
 """
@@ -73,6 +75,10 @@ def _merge_sorted(R, order, timeouts, dest):
             _absorb(M, m, R, b)
             M[m, PART] = R[b, PART]
         else:
+            if m >= 0 and _same_key(R, prev, b) and M[m, OPEN_AT_END] == 1 and R[b, PART] > M[m, PART]:
+                # not continued: the single pass ends it when this record's first packet comes
+                M[m, END_REASON] = end_reason_of(M, m, END_IDLE)
+                M[m, OPEN_AT_END] = 0
             m += 1
             for f in range(NF):
                 M[m, f] = R[b, f]
