@@ -12,6 +12,20 @@ SAMPLE_TRUTH = ROOT / "captures" / "sample_session.truth.json"
 CORPUS = ROOT.parent / "shared" / "corpus" / "ndpi"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pseudonym_key_home(tmp_path_factory):
+    """Writing an analysis creates the default pseudonym key under $XDG_CONFIG_HOME: point
+    it (for this process and the CLI subprocesses) at a temporary directory, never at ~."""
+    import os
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     if not (CORPUS / "truth_flows.csv").exists():

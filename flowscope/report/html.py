@@ -143,7 +143,7 @@ def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
         first = g.iloc[0]
         names = sorted({h for h in g["hostname"] if isinstance(h, str) and h})
         rows.append({
-            "endpoint": endpoint, "names": ", ".join(names[:3]), "services": ", ".join(sorted(set(g["service"].dropna()))),
+            "endpoint": endpoint, "names": _names(names), "services": ", ".join(sorted(set(g["service"].dropna()))),
             "country": _text(first.get("remote_country")), "region": _text(first.get("region")),
             "operator": _join(first.get("operator"), first.get("operator_country")),
             "flows": len(g), "bytes": int(g["ip_bytes"].sum()),
@@ -151,6 +151,11 @@ def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
         })
     rows.sort(key=lambda r: (-r["bytes"], r["endpoint"]))
     return [{**r, "flows": _n(r["flows"]), "bytes": _n(r["bytes"])} for r in rows[:TOP_ENDPOINTS]]
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _text(v) -> str:
