@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 
 from flowscope.geo import regions
-from flowscope.report.pseudonym import is_peer_leg, remote_endpoint
+from flowscope.report.pseudonym import PEER_COLUMNS, peer_legs, peer_schema, remote_endpoint
 
 OUTSIDE_LOCATION = ("adequate", "third")   # regions that are not EU/EEA (unknown kept apart)
 NO_CLASSIFY = "classification was off (--no-classify)"
@@ -101,8 +102,10 @@ def call_peers(flows: pd.DataFrame) -> pd.DataFrame:
     cols = ["peer", "legs", "duration_s", "bytes", "country", "first_seen"]
     if flows.empty:
         return pd.DataFrame(columns=cols)
-    rows = flows.to_dict("records")
-    legs = [(remote_endpoint(r), r) for r in rows if is_peer_leg(r)]
+    read = [c for c in PEER_COLUMNS if c in flows.columns]
+    table = pa.Table.from_pandas(flows[read], schema=peer_schema(read), preserve_index=False)
+    leg_rows = flows[peer_legs(table).to_numpy(zero_copy_only=False)]
+    legs = [(remote_endpoint(r), r) for r in leg_rows.to_dict("records")]
     if not legs:
         return pd.DataFrame(columns=cols)
     table = pd.DataFrame({
