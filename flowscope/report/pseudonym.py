@@ -140,6 +140,14 @@ class Pseudonymizer:
         self._seen[ip] = token = self.token(kind, canonical) if kind else None
         return token
 
+    def ip(self, value: str | None) -> str | None:
+        """An address column's value: the pseudonym, the address itself, or (not an
+        address at all) the value scrubbed as text."""
+        if value is None:
+            return None
+        token = self.address(value)
+        return token if token else value if _canonical(value) else self.text(value)
+
     def endpoint(self, ip_port: str) -> str:
         """'ip:port' (IPv6 unbracketed, as stun_mapped writes it) with the address replaced."""
         host, sep, port = ip_port.rpartition(":")
@@ -192,7 +200,8 @@ class Pseudonymizer:
                 continue
             col = table.column(i)
             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-                table = table.set_column(i, field, self._strings(col))
+                scrub = self.ip if field.name.endswith("_ip") else self.text  # address columns: no regex
+                table = table.set_column(i, field, self._strings(col, scrub))
             elif pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
                 scrub = self.endpoint if field.name == "stun_mapped" else self.text
                 table = table.set_column(i, field, self._string_lists(col, scrub))
@@ -208,10 +217,10 @@ class Pseudonymizer:
         rows = zip(table["orig_ip"].to_pylist(), table["resp_ip"].to_pylist())
         return pa.array([_canonical(o) in self.peers or _canonical(r) in self.peers for o, r in rows])
 
-    def _strings(self, col: pa.ChunkedArray) -> pa.ChunkedArray:
+    def _strings(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
         col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
         unique = pc.unique(col)
-        mapped = pa.array([self.text(v) for v in unique.to_pylist()], type=col.type)
+        mapped = pa.array([scrub(v) for v in unique.to_pylist()], type=col.type)
         return pa.chunked_array([pc.take(mapped, pc.index_in(col, value_set=unique))])
 
     def _string_lists(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
