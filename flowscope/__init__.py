@@ -67,7 +67,9 @@ class AnalysisResult:
 
         Local, MAC and call-peer addresses are pseudonymised with the key in `pseudonym_key`
         (default ~/.config/flowscope/pseudonym.key, created if absent) unless `pseudonymize`
-        is False. Another analysis' directory is not overwritten without `force`."""
+        is False. Another analysis' directory is not overwritten without `force`. Returns
+        the files written; what could not be written (no Chromium: no PDF) is in
+        `write_notes`."""
         from flowscope import report as _report
         files, self.write_notes = _report.write(self, out, force=force, report=report, pdf=pdf,
                                                 pseudonymize=pseudonymize, pseudonym_key=pseudonym_key)

@@ -7,7 +7,7 @@ same figures, and the report shows exactly what the evidence files hold (pseudon
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import UsageError
 
-from flowscope.report.names import EVENTS, FLOWS, FRAMES, MANIFEST, SUMMARY
+from flowscope.report.names import EVENTS, FLOWS, FRAMES, SUMMARY
 
 
 @dataclass
@@ -24,7 +24,6 @@ class ReportData:
     summary: dict
     events: pd.DataFrame | None = None   # None: the metadata stage did not write events.parquet
     frames: pd.DataFrame | None = None
-    manifest: dict = field(default_factory=dict)
 
     def has(self, column: str) -> bool:
         """The flows table has `column` with at least one value (not null everywhere)."""
@@ -37,9 +36,8 @@ def load(out_dir) -> ReportData:
         raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
     try:
         summary = json.loads((out / SUMMARY).read_text())
-        manifest = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).is_file() else {}
         return ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
-                          events=_optional(out / EVENTS), frames=_optional(out / FRAMES), manifest=manifest)
+                          events=_optional(out / EVENTS), frames=_optional(out / FRAMES))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
 
