@@ -10,7 +10,7 @@ import pyarrow as pa
 import flowscope
 from flowscope import schema
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 SAMPLE = ROOT / "captures" / "sample_session.pcap"
 SAMPLE_ANALYSED_AT = "2026-03-02T12:00:00Z"
 
