@@ -61,7 +61,7 @@ def test_same_input_gives_the_same_png_bytes():
 
 def test_png_bytes_do_not_depend_on_the_process(tmp_path):
     """Another interpreter (other hash seed, fresh font cache lookup) draws the same bytes."""
-    script = ("import sys, hashlib; sys.path.insert(0, 'tests/report')\n"
+    script = ("import sys, hashlib; sys.path[:0] = ['tests', 'tests/report']\n"
               "from test_charts import _flows; from flowscope.report import charts\n"
               "print(hashlib.sha256(charts.png_bytes(charts.services(_flows(), None, 'c'))).hexdigest())\n")
     env = {**os.environ, "PYTHONHASHSEED": "12345", "MPLBACKEND": "pdf"}
