@@ -243,7 +243,8 @@ class Pseudonymizer:
         return self.text(obj) if isinstance(obj, str) else obj
 
 
-PEER_COLUMNS = ("orig_ip", "resp_ip", "resp_port", "remote_ip", "catalog_rule", "counterparts_basis", "stun_mapped")
+PEER_COLUMNS = ("orig_ip", "orig_port", "resp_ip", "resp_port", "remote_ip", "catalog_rule", "counterparts_basis",
+                "stun_mapped")
 
 
 def call_peers(flows: pa.Table) -> set[str]:
@@ -258,8 +259,9 @@ def peer_legs(flows: pa.Table) -> pa.Array:
     - catalog_rule marks a peer-to-peer call leg (the socket shared with a WhatsApp STUN flow);
     - the metadata stage counts the flow's counterpart as a p2p peer (counterparts_basis);
     - the device reported the remote's own address back to it in STUN (stun_mapped holds
-      resp_ip:resp_port): the device answers connectivity checks of peers only; relays are
-      servers and tell the device its address, never the other way round.
+      the remote ip:port, the responder's or, for an inbound flow, the originator's): the
+      device answers connectivity checks of peers only; relays are servers and tell the
+      device its address, never the other way round.
     Vectorised: tables of hundreds of thousands of flows are the normal case.
     """
     mask = pa.array(np.zeros(flows.num_rows, dtype=bool))
@@ -270,12 +272,24 @@ def peer_legs(flows: pa.Table) -> pa.Array:
     if "stun_mapped" in flows.column_names and flows.num_rows:
         mapped = flows["stun_mapped"].combine_chunks()
         parents = pc.list_parent_indices(mapped)
-        endpoint = pc.binary_join_element_wise(flows["resp_ip"], pc.cast(flows["resp_port"], pa.string()), ":")
+        endpoint = _remote_endpoints(flows)
         hit = pc.fill_null(pc.equal(pc.list_flatten(mapped), pc.take(endpoint, parents)), False)
         rows = np.zeros(flows.num_rows, dtype=bool)
         rows[parents.filter(hit).to_numpy(zero_copy_only=False)] = True
         mask = pc.or_(mask, pa.array(rows))
     return mask
+
+
+def _remote_endpoints(flows: pa.Table) -> pa.Array:
+    """'ip:port' of each flow's remote side: the originator where the geo stage chose it
+    (an inbound flow), else the responder."""
+    inbound = pa.array(np.zeros(flows.num_rows, dtype=bool))
+    if {"remote_ip", "orig_port"} <= set(flows.column_names):
+        inbound = pc.fill_null(pc.equal(flows["remote_ip"], flows["orig_ip"]), False)
+    ip = pc.if_else(inbound, flows["orig_ip"], flows["resp_ip"])
+    port = pc.if_else(inbound, flows["orig_port"], flows["resp_port"]) if "orig_port" in flows.column_names \
+        else flows["resp_port"]
+    return pc.binary_join_element_wise(ip, pc.cast(port, pa.string()), ":")
 
 
 def own_addresses(flows: pa.Table, peers: set[str]) -> set[str]:

@@ -42,10 +42,13 @@ def test_call_peers_from_the_p2p_rule_and_from_stun_answers():
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "resp_ip": "198.51.100.9", "resp_port": 3478,
          "stun_mapped": ["198.51.100.9:3478"], "duration_s": 5.0},
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "resp_ip": "157.240.20.100", "resp_port": 3478,
-         "stun_mapped": ["203.0.113.7:40001"]})  # a relay telling the device its address: not a peer
+         "stun_mapped": ["203.0.113.7:40001"]},  # a relay telling the device its address: not a peer
+        {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "orig_ip": "192.0.2.77", "orig_port": 61000,
+         "resp_ip": "192.168.1.20", "resp_port": 40001, "remote_ip": "192.0.2.77",  # inbound: the peer called in
+         "stun_mapped": ["192.0.2.77:61000"], "duration_s": 1.0})
     peers = fd.compute(flows, None, SUMMARY).peers
-    assert list(peers["peer"]) == ["203.0.113.50", "198.51.100.9"]
-    assert list(peers["duration_s"]) == [20.0, 5.0] and peers["country"].iloc[0] == "FR"
+    assert list(peers["peer"]) == ["203.0.113.50", "198.51.100.9", "192.0.2.77"]
+    assert list(peers["duration_s"]) == [20.0, 5.0, 1.0] and peers["country"].iloc[0] == "FR"
 
 
 def test_events_and_counterparts_when_present():
