@@ -28,8 +28,9 @@ Measurements (per run):
   flows        flows the tool reports (ground truth is in <file>.json).
 
 Tools:
-  flowscope  .venv/bin/flowscope analyze FILE --out TMPDIR --no-classify --no-geo
-             (flow table only; flows from TMPDIR/summary.json "flows")
+  flowscope  .venv/bin/flowscope analyze FILE --out TMPDIR --no-classify --no-geo --no-report
+             (flow table only; flows from TMPDIR/summary.json "flows"; --no-report: charts
+             and the Chromium PDF are not part of the speed comparison)
   flowscope-classify  ... --no-geo (payload dissection and service labels)
   flowscope-geo       the default analyze: classification and geolocation
   nfstream   NFStreamer(n_meters=1, n_dissections=0, statistical_analysis=False,
@@ -235,12 +236,15 @@ def tool_version(tool: str) -> str:
 
 
 def command_for(tool: str, path: str, workdir: str, args) -> list[str]:
+    # --no-report everywhere: the report (charts, a Chromium PDF) is not part of the speed
+    # comparison; writing the tables (pseudonymised, as by default) is
+    analyze = [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-report"]
     if tool == "flowscope":  # file -> flow table (the target)
-        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-classify", "--no-geo"]
+        return [*analyze, "--no-classify", "--no-geo"]
     if tool == "flowscope-classify":  # + payload dissection and service labels
-        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out"), "--no-geo"]
+        return [*analyze, "--no-geo"]
     if tool == "flowscope-geo":  # + geolocation: the default `analyze`
-        return [FLOWSCOPE_EXE, "analyze", path, "--out", os.path.join(workdir, "out")]
+        return analyze
     if tool == "tshark":
         return ["tshark", "-r", path, "-q", "-z", "conv,tcp", "-z", "conv,udp"]
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", tool, path,

@@ -1,13 +1,14 @@
 """What one stage adds to `flowscope analyze`: A/B runs, interleaved, medians.
 
     .venv/bin/python benchmarks/stage_cost.py [--file benchmarks/data/bench.pcap]
-        [--runs 11] [--base "--no-geo"] [--with ""]
+        [--runs 11] [--base "--no-geo --no-report"] [--with "--no-report"]
 
 Runs `flowscope analyze FILE` with the base options and with the stage's options
 alternately (so background load hits both alike), and prints the median and best wall
 time and CPU time (user + system of the process tree, from os.wait4) of each, and the
 stage's share. The default compares classification without and with geolocation
-(issue 4's "< 10% of the benchmark's time").
+(issue 4's "< 10% of the benchmark's time"), both without the report; the report's own
+cost: --base "--no-report" --with "".
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", default=os.path.join(ROOT, "benchmarks", "data", "bench.pcap"))
     ap.add_argument("--runs", type=int, default=11)
-    ap.add_argument("--base", default="--no-geo", help="options of the run without the stage")
-    ap.add_argument("--with", dest="with_", default="", help="options of the run with the stage")
+    ap.add_argument("--base", default="--no-geo --no-report", help="options of the run without the stage")
+    ap.add_argument("--with", dest="with_", default="--no-report", help="options of the run with the stage")
     args = ap.parse_args()
     with open(args.file, "rb") as f:  # into the page cache
         while f.read(8 << 20):

@@ -4,7 +4,7 @@
     >>> result = flowscope.analyze(["captures/sample_session.pcap"])
     >>> result.flows.head()          # one row a bidirectional flow (pandas)
     >>> result.summary["captures"]   # per-file statistics
-    >>> result.write("out/")         # flows.parquet + summary.json
+    >>> result.write("out/")         # tables, charts, report.html/pdf, manifest.json
 """
 from __future__ import annotations
 
@@ -22,11 +22,17 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
 class AnalysisResult:
     """What `analyze` returns: the flow table and per-capture statistics."""
 
-    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None):
+    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None, *,
+                 events_table=None, frames_table=None, analysed_at: str | None = None):
+        from flowscope.report.manifest import now_utc
         self.table = table          # pyarrow.Table with the columns of schema.FLOWS
         self.captures = captures    # one CaptureStats per input file
         self.settings = settings
         self.notes = notes or {}    # what later stages report: catalog version, dissector counts
+        self.events_table = events_table  # pyarrow.Table (schema.EVENTS) from the metadata stage, or None
+        self.frames_table = frames_table  # pyarrow.Table (schema.FRAMES), or None
+        self.analysed_at = analysed_at or now_utc()  # ISO 8601 UTC; manifest.json and one report line
+        self.write_notes: list[str] = []  # what write() could not do (e.g. no Chromium for the PDF)
         self._flows = None
 
     @property
@@ -37,6 +43,16 @@ class AnalysisResult:
         return self._flows
 
     @property
+    def events(self):
+        """Events as a pandas DataFrame, or None when the metadata stage made none."""
+        return None if self.events_table is None else self.events_table.to_pandas()
+
+    @property
+    def frames(self):
+        """Frames as a pandas DataFrame, or None."""
+        return None if self.frames_table is None else self.frames_table.to_pandas()
+
+    @property
     def summary(self) -> dict:
         from flowscope.report.tables import summary_dict
         return summary_dict(self)
@@ -45,11 +61,19 @@ class AnalysisResult:
     def errors(self) -> list[str]:
         return [c.error for c in self.captures if c.error]
 
-    def write(self, out, force: bool = False) -> list[Path]:
-        from flowscope.report.tables import check_out_dir, write_tables
-        out = Path(out)
-        check_out_dir(out, [c.sha256 for c in self.captures], force)
-        return write_tables(self, out)
+    def write(self, out, force: bool = False, *, report: bool = True, pdf: bool = True,
+              pseudonymize: bool = True, pseudonym_key=None) -> list[Path]:
+        """Write the evidence directory: tables, charts/, report.html, report.pdf, manifest.json.
+
+        Local, MAC and call-peer addresses are pseudonymised with the key in `pseudonym_key`
+        (default ~/.config/flowscope/pseudonym.key, created if absent) unless `pseudonymize`
+        is False. Another analysis' directory is not overwritten without `force`. Returns
+        the files written; what could not be written (no Chromium: no PDF) is in
+        `write_notes`."""
+        from flowscope import report as _report
+        files, self.write_notes = _report.write(self, out, force=force, report=report, pdf=pdf,
+                                                pseudonymize=pseudonymize, pseudonym_key=pseudonym_key)
+        return files
 
 
 _ENGINES = ("local", "dask")

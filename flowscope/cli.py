@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "traffic reveals, from packet captures.")
     p.add_argument("--version", action="version", version=f"flowscope {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("analyze", help="analyse capture files into DIR/flows.parquet and DIR/summary.json")
+    a = sub.add_parser("analyze", help="analyse capture files into DIR: tables, charts, report.html/pdf, manifest.json")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, optionally gzip/bzip2/xz")
     a.add_argument("--out", required=True, metavar="DIR", help="output directory")
     a.add_argument("--engine", choices=("local", "dask"), default="local",
@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 256; 0: whole files)")
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_analysis_options(a)
+    r = sub.add_parser("report", help="re-render charts, report.html and report.pdf from the tables in DIR")
+    r.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
+    r.add_argument("--force", action="store_true", help="render even if the tables changed since the analysis")
+    v = sub.add_parser("verify", help="re-check the SHA-256 of every file manifest.json lists")
+    v.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
+    v.add_argument("--outputs-only", action="store_true",
+                   help="check the output files only, not the input captures")
     c = sub.add_parser("catalog", help="print the service catalog in force, one entry a line with its source")
     c.add_argument("--catalog", action="append", default=[], metavar="FILE", help="extra catalog file (repeatable)")
     lv = sub.add_parser("live", help="capture on an interface (mirror port, test access point), analyse as it "
@@ -71,6 +78,13 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
                         "location against the RTT bound")
     p.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
+    p.add_argument("--no-report", action="store_true",
+                   help="tables and manifest only: no charts, report.html or report.pdf")
+    p.add_argument("--no-pseudonymize", action="store_true",
+                   help="write local, MAC and call-peer addresses in clear (default: keyed pseudonyms)")
+    p.add_argument("--pseudonym-key", metavar="FILE",
+                   help="key file for the pseudonyms, kept outside DIR (default ~/.config/flowscope/"
+                        "pseudonym.key, created with mode 0600 if absent)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
@@ -114,8 +128,21 @@ def _engine_options(args) -> dict:
             "chunk_bytes": None if args.chunk_mb is None else int(args.chunk_mb * (1 << 20))}
 
 
+def _check_pseudonym_options(args) -> None:
+    from flowscope.errors import UsageError
+    if args.pseudonym_key and args.no_pseudonymize:
+        raise UsageError("--pseudonym-key and --no-pseudonymize exclude each other")
+
+
+def write_options(args) -> dict:
+    """The AnalysisResult.write options both analyze and live take from the command line."""
+    return {"report": not args.no_report, "pseudonymize": not args.no_pseudonymize,
+            "pseudonym_key": args.pseudonym_key}
+
+
 def cmd_analyze(args) -> int:
     from flowscope import hashing
+    _check_pseudonym_options(args)
     engine = _engine_options(args)
     # In-process, hash while the imports below run; on a cluster, workers hash the files.
     hashes = None if engine else hashing.start(args.captures)
@@ -129,17 +156,36 @@ def cmd_analyze(args) -> int:
         show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
         table, captures, notes = _run_with_progress(args.captures, settings, show, hashes)
         result = AnalysisResult(table, captures, settings, notes)
-    result.write(out, force=args.force)
+    result.write(out, force=args.force, **write_options(args))
     for err in result.errors:
         print(f"flowscope: error: {err}", file=sys.stderr)
     if not args.quiet:
         _print_summary(result, out)
+        _print_written(out, result.write_notes)
     return 1 if result.errors else 0
 
 
 def cmd_live(args) -> int:
     from flowscope.live.command import main as live_main
-    return live_main(args, _settings(args))
+    _check_pseudonym_options(args)
+    return live_main(args, _settings(args), write_options(args))
+
+
+def cmd_report(args) -> int:
+    from flowscope import report
+    _files, notes = report.render(args.dir, force=args.force)
+    _print_written(Path(args.dir), notes)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from flowscope import report
+    problems = report.verify(args.dir, captures=not args.outputs_only)
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"{args.dir}: every file matches manifest.json")
+    return 1 if problems else 0
 
 
 def cmd_catalog(args) -> int:
@@ -169,7 +215,14 @@ def _print_summary(result, out: Path) -> None:
               + (f"; {geo['impossible']:,} flows with a database location ruled out by RTT" if geo["impossible"] else ""))
     for w in (geo or {}).get("warnings", []):
         print(f"note: {w}")
-    print(f"wrote {out / 'flows.parquet'} and {out / 'summary.json'}")
+
+
+def _print_written(out: Path, notes: list[str]) -> None:
+    from flowscope.report.names import EVIDENCE
+    for note in notes:
+        print(f"note: {note}")
+    names = [n + ("/" if n == "charts" else "") for n in EVIDENCE if (out / n).exists()]
+    print(f"wrote {out}/: {', '.join(names)}")
 
 
 def main(argv=None) -> int:
@@ -182,6 +235,10 @@ def main(argv=None) -> int:
             return cmd_catalog(args)
         if args.command == "live":
             return cmd_live(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "verify":
+            return cmd_verify(args)
     except FlowscopeError as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return 2

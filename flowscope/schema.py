@@ -147,7 +147,10 @@ def markdown() -> str:
              "## flows.parquet", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
     lines += ["", "Columns `service` to `stun_mapped` are null when classification is off (`--no-classify`);",
-              "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`)."]
+              "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`).",
+              "In the files written (not in the in-memory result), local, MAC and call-peer addresses are",
+              "keyed pseudonyms such as `local-3f9a2c1b` or `peer-…` in every column, free text included,",
+              "and flows with a call peer have an empty `community_id` (README: privacy; `--no-pseudonymize`)."]
     for title, cols in (("frames.parquet", FRAMES), ("events.parquet", EVENTS)):
         lines += ["", f"## {title}", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in cols]

@@ -42,7 +42,7 @@ from typing import Iterable, Sequence
 __all__ = [
     "PCAPDROID_MAGIC", "PCAPDROID_PEN", "Section", "ethernet", "icmp", "inet_checksum", "ipv4", "ipv6", "loop",
     "null_loopback", "pcap_bytes", "pcapdroid_frame", "pcapng_bytes", "ppp", "sll", "sll2",
-    "tcp", "tshark_times", "udp", "write_pcap", "write_pcapng",
+    "tcp", "tls_client_hello", "tshark_times", "udp", "write_pcap", "write_pcapng",
 ]
 
 PCAPDROID_MAGIC = 0x01072021
@@ -153,6 +153,24 @@ def icmp(type: int, code: int, payload: bytes = b"") -> bytes:  # noqa: A002 (th
     """
     msg = struct.pack("!BBH", type, code, 0) + payload
     return msg[:2] + struct.pack("!H", inet_checksum(msg)) + msg[4:]
+
+
+def tls_client_hello(sni: bytes | str, alpn: Sequence[bytes] = (b"h2",)) -> bytes:
+    """One TLS record holding a minimal TLS 1.3 ClientHello with server_name `sni` (bytes as
+    given: a test may put anything there, markup included) and ALPN."""
+    host = sni.encode() if isinstance(sni, str) else bytes(sni)
+
+    def ext(kind: int, data: bytes) -> bytes:
+        return struct.pack("!HH", kind, len(data)) + data
+    names = b"".join(bytes([len(p)]) + p for p in alpn)
+    exts = (ext(0, struct.pack("!HBH", len(host) + 3, 0, len(host)) + host)
+            + (ext(16, struct.pack("!H", len(names)) + names) if alpn else b"")
+            + ext(43, b"\x02\x03\x04"))
+    body = (struct.pack("!H", 0x0303) + bytes(32) + b"\x20" + bytes(32)   # version, random, session id
+            + struct.pack("!HH", 2, 0x1301) + b"\x01\x00"             # one cipher suite, null compression
+            + struct.pack("!H", len(exts)) + exts)
+    hello = b"\x01" + len(body).to_bytes(3, "big") + body
+    return struct.pack("!BHH", 22, 0x0301, len(hello)) + hello
 
 
 # --- link layers ------------------------------------------------------------------------

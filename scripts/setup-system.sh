@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# System packages the test suite uses. As root: install them with apt-get.
+# System packages flowscope and its tests use: tshark (cross-checks), chromium (report.pdf,
+# and the test that opens report.html). As root: install them with apt-get.
 # Otherwise: name what is missing; the tests that need it skip with the reason.
 set -u
-pkgs=(tshark tcpreplay iproute2)  # tshark brings dumpcap; tcpreplay + ip: live-capture tests
+pkgs=(tshark tcpreplay iproute2 chromium)  # tshark brings dumpcap; tcpreplay + ip: live tests; chromium: report.pdf
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

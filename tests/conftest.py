@@ -12,6 +12,20 @@ SAMPLE_TRUTH = ROOT / "captures" / "sample_session.truth.json"
 CORPUS = ROOT.parent / "shared" / "corpus" / "ndpi"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pseudonym_key_home(tmp_path_factory):
+    """Writing an analysis creates the default pseudonym key under $XDG_CONFIG_HOME: point
+    it (for this process and the CLI subprocesses) at a temporary directory, never at ~."""
+    import os
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     if not (CORPUS / "truth_flows.csv").exists():
@@ -100,3 +114,37 @@ def tshark_corpus(corpus) -> Path:
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed: cannot cross-check against real captures")
     return corpus / "pcap"
+
+
+# --- report: the sample analysed once and its evidence directory written once ----------------
+
+@pytest.fixture(scope="session")
+def sample_result():
+    """The sample capture analysed with a vantage point (the physical check runs)."""
+    import flowscope
+    return flowscope.analyze(SAMPLE, vantage="MXP")
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("key") / "pseudonym.key"
+    path.write_text("11" * 32 + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def written_dir(tmp_path_factory, sample_result, key_file):
+    """The sample with synthetic events and frames written once: tables, charts, report, manifest."""
+    from reportkit import with_metadata
+    out = tmp_path_factory.mktemp("evidence") / "out"
+    with_metadata(sample_result).write(out, pseudonym_key=key_file)
+    return out
+
+
+@pytest.fixture()
+def evidence_copy(tmp_path, written_dir):
+    """A private copy of the written directory, for tests that modify it."""
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(written_dir, out)
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -95,3 +96,37 @@ def test_geo_columns_and_database_names_in_the_outputs(tmp_path):
     named = json.loads(schema.metadata[b"geo_databases"])
     assert [(d["name"], d["kind"]) for d in named] == [("dbip-city-lite", "city"), ("geoip2fast-asn", "asn")]
     assert all(d["build_date"] for d in named)
+
+
+def test_report_and_verify_commands(tmp_path):
+    out, key = tmp_path / "out", tmp_path / "keys" / "pseudonym.key"
+    r = _flowscope("analyze", SAMPLE, "--out", out, "--pseudonym-key", key)
+    assert r.returncode == 0, r.stderr
+    assert "report.html" in r.stdout and "manifest.json" in r.stdout and key.is_file()
+    r = _flowscope("verify", out)
+    assert (r.returncode, r.stdout.strip()) == (0, f"{out}: every file matches manifest.json")
+    (out / "charts" / "services.png").write_bytes(b"edited")
+    (out / "report.pdf").unlink(missing_ok=True)
+    r = _flowscope("verify", out)
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 1 and lines[0].startswith(f"changed: {out / 'charts' / 'services.png'} (sha256 ")
+    assert lines[1:] == ([f"missing: {out / 'report.pdf'}"] if shutil.which("chromium") else [])
+    r = _flowscope("report", out)  # re-rendered from the tables: the evidence is whole again
+    assert r.returncode == 0, r.stderr
+    assert _flowscope("verify", out).returncode == 0
+    flows = pq.read_table(out / "flows.parquet").to_pandas()
+    assert flows["orig_ip"].str.startswith("local-").all()
+
+
+def test_no_report_no_pseudonymize_and_key_placement(tmp_path):
+    out = tmp_path / "plain"
+    r = _flowscope("analyze", SAMPLE, "--out", out, "--no-report", "--no-pseudonymize", "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["flows.parquet", "manifest.json", "summary.json"]
+    assert "10.215.173.1" in set(pq.read_table(out / "flows.parquet")["orig_ip"].to_pylist())
+    r = _flowscope("analyze", SAMPLE, "--out", tmp_path / "o", "--pseudonym-key", tmp_path / "o" / "k.key")
+    assert r.returncode == 2 and "outside the output directory" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = _flowscope("analyze", SAMPLE, "--out", tmp_path / "o", "--pseudonym-key", "k", "--no-pseudonymize")
+    assert r.returncode == 2 and "exclude each other" in r.stderr
+    r = _flowscope("verify", tmp_path / "nothing-here")
+    assert r.returncode == 1 and "not a directory" in r.stdout

@@ -22,8 +22,9 @@ def options_from_args(args) -> LiveOptions:
         keep_pcap=args.keep_pcap, force=args.force)
 
 
-def main(args, settings) -> int:
-    """Run `flowscope live` with parsed arguments and the Settings the CLI built from them."""
+def main(args, settings, write_options: dict | None = None) -> int:
+    """Run `flowscope live` with parsed arguments, the Settings the CLI built from them and
+    the options of AnalysisResult.write (report, pseudonyms)."""
     from flowscope.live import session
     from flowscope.live.view import LiveView, summary_lines
     options = options_from_args(args)
@@ -39,7 +40,7 @@ def main(args, settings) -> int:
     with view or contextlib.nullcontext():
         run = session.run(options, settings, view=view, on_ready=ready)
     result = run.result
-    result.write(options.out, force=True)   # prepare_out checked the directory before capturing
+    result.write(options.out, force=True, **(write_options or {}))  # prepare_out checked the directory
     if run.error:
         print(f"flowscope: error: {run.error}", file=sys.stderr)
     else:

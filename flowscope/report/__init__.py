@@ -1,1 +1,97 @@
-"""Report stage: the analysis tables now (flows.parquet, summary.json); charts, HTML/PDF and the manifest later."""
+"""Report stage: the evidence directory an analysis leaves behind.
+
+    DIR/flows.parquet, events.parquet, frames.parquet   the tables (pseudonymised)
+    DIR/summary.json                                    per-capture statistics, catalog, databases
+    DIR/charts/*.png, report.html, report.pdf           the report, rendered from those tables
+    DIR/manifest.json                                   SHA-256 of every input and output
+
+`write(result, DIR)` writes it all (what `AnalysisResult.write` and `flowscope analyze`
+call); `render(DIR)` re-renders the report from the tables; `verify(DIR)` re-checks the hashes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["render", "verify", "write"]
+
+
+
+def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = True,
+          pseudonymize: bool = True, pseudonym_key=None) -> tuple[list[Path], list[str]]:
+    """Write tables, report and manifest for `result` into `out`; (files written, notes)."""
+    from flowscope.report import manifest as mf
+    from flowscope.report import pseudonym, tables
+    out = Path(out)
+    tables.check_out_dir(out, [c.sha256 for c in result.captures], force)
+    scrub, key_id = None, None
+    if pseudonymize:  # the key first: a bad key must fail before anything is written
+        key = pseudonym.load_key(pseudonym_key, out_dir=out)
+        scrub, key_id = _pseudonymizer(result, key), pseudonym.key_id(key)
+    out.mkdir(parents=True, exist_ok=True)
+    tables.clear_outputs(out)
+    files = tables.write_tables(result, out, scrub)
+    notes: list[str] = []
+    privacy = {"pseudonymized": pseudonymize, "pseudonym_key_id": key_id}
+    if report:
+        files, notes = _render(out, result.analysed_at, privacy, pdf, files, notes)
+    summary = _read_summary(out)
+    settings = {"report": report, "pdf": (out / "report.pdf").is_file(), **privacy}
+    base = mf.build(summary, result.analysed_at, settings, mf.database_hashes(summary))
+    files.append(mf.write(out, base))
+    return files, notes
+
+
+def _pseudonymizer(result, key: bytes):
+    from flowscope.report import pseudonym
+    peers = pseudonym.call_peers(result.table)
+    return pseudonym.Pseudonymizer(key, peers=peers, own=pseudonym.own_addresses(result.table, peers),
+                                   local_nets=pseudonym.local_nets_of(result.summary))
+
+
+def _render(out: Path, analysed_at: str, privacy: dict, pdf: bool, files: list, notes: list):
+    from flowscope.report.renderer import render_report
+    rendered = render_report(out, analysed_at, privacy, pdf=pdf)
+    return files + rendered.files, notes + rendered.notes
+
+
+def _read_summary(out: Path) -> dict:
+    import json
+    return json.loads((out / "summary.json").read_text())
+
+
+def render(out, *, force: bool = False, pdf: bool = True) -> tuple[list[Path], list[str]]:
+    """Re-render charts, report.html and report.pdf from the tables in `out` and update its
+    manifest. Tables changed since the manifest was written are refused without `force`."""
+    from flowscope.errors import UsageError
+    from flowscope.report import manifest as mf
+    from flowscope.report.data import load
+    out = Path(out)
+    load(out)  # fails with a clear message when the tables are missing
+    recorded = mf.read(out) or {}
+    changed = _changed_tables(out, recorded.get("outputs") or {})
+    if changed and not force:
+        raise UsageError(f"{out}: {', '.join(changed)} changed since the analysis (see flowscope verify); "
+                         "use --force to render them anyway")
+    analysed_at = recorded.get("analysed_at") or mf.now_utc()
+    privacy = ((recorded.get("settings") or {}).get("report") or {})
+    privacy = {k: privacy.get(k) for k in ("pseudonymized", "pseudonym_key_id")}
+    files, notes = _render(out, analysed_at, privacy, pdf, [], [])
+    base = {k: v for k, v in recorded.items() if k != "outputs"} or \
+        mf.build(_read_summary(out), analysed_at, {}, {})
+    base.setdefault("settings", {}).setdefault("report", {}).update(
+        report=True, pdf=(out / "report.pdf").is_file())
+    files.append(mf.write(out, base))
+    return files, notes
+
+
+def _changed_tables(out: Path, listed: dict) -> list[str]:
+    from flowscope.report.manifest import file_sha256
+    from flowscope.report.names import TABLES
+    return [name for name in TABLES if name in listed
+            and (not (out / name).is_file() or file_sha256(out / name) != listed[name].get("sha256"))]
+
+
+def verify(out, *, captures: bool = True) -> list[str]:
+    """One line per changed, missing or unlisted file (empty: all hashes match)."""
+    from flowscope.report.verifier import verify as _verify
+    return _verify(out, captures=captures)

@@ -1,4 +1,5 @@
-"""Write the analysis tables: flows.parquet and summary.json (deterministic: no wall clock)."""
+"""Write the analysis tables: flows.parquet, events/frames.parquet (when the metadata stage
+made them) and summary.json, pseudonymised on the way out (deterministic: no wall clock)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 
 from flowscope import __version__
 from flowscope.errors import UsageError
+from flowscope.report.names import EVIDENCE
 from flowscope.sources import reason_counts
 
 
@@ -64,38 +66,77 @@ def summary_dict(result) -> dict:
     return summary
 
 
+
+
 def check_out_dir(out: Path, sha256s: list, force: bool) -> None:
-    """Refuse to overwrite another run's evidence without --force."""
+    """Refuse to overwrite another run's evidence without --force.
+
+    The directory may hold the same inputs' earlier results (a re-run replaces them), or
+    nothing of ours; any of our files whose inputs differ, or cannot be told, block."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory")
-    old = out / "summary.json"
-    if force or not old.exists():
+    if force or not any((out / name).exists() for name in EVIDENCE):
         return
-    try:
-        prior = [c.get("sha256") for c in json.loads(old.read_text()).get("captures", [])]
-    except (ValueError, OSError):
-        prior = None
-    if prior != sha256s:
+    if _recorded_inputs(out) != list(sha256s):
         raise UsageError(f"{out}: holds the results of a different analysis; use --force to overwrite")
 
 
-def write_tables(result, out: Path) -> list[Path]:
+def _recorded_inputs(out: Path) -> list | None:
+    for name, key in (("summary.json", "captures"), ("manifest.json", "inputs")):
+        try:
+            return [c.get("sha256") for c in json.loads((out / name).read_text()).get(key, [])]
+        except (ValueError, OSError, AttributeError):
+            continue
+    return None
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove our files of an earlier run of the same inputs, so that nothing stale (a
+    report the new run does not write) stays beside the new evidence."""
+    for name in EVIDENCE:
+        path = out / name
+        if path.is_dir():
+            for png in path.glob("*.png"):
+                png.unlink()
+        elif path.exists():
+            path.unlink()
+
+
+def write_tables(result, out: Path, pseudonymizer=None) -> list[Path]:
+    """flows.parquet, events.parquet and frames.parquet (if any) and summary.json."""
     out.mkdir(parents=True, exist_ok=True)
-    # the file names its sources itself, so it stays evidence when copied without summary.json
+    scrub_table = pseudonymizer.table if pseudonymizer else (lambda t: t)
+    meta = _parquet_metadata(result)
+    written = []
+    for name, table in (("flows.parquet", result.table), ("events.parquet", getattr(result, "events_table", None)),
+                        ("frames.parquet", getattr(result, "frames_table", None))):
+        if table is not None:
+            table = scrub_table(table).replace_schema_metadata(meta)
+            written.append(_write_parquet(table, out / name))
+    summary = summary_dict(result)
+    if pseudonymizer:
+        summary = pseudonymizer.json(summary)
+    summary_path = out / "summary.json"
+    _tmp(summary_path).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    os.replace(_tmp(summary_path), summary_path)
+    return written + [summary_path]
+
+
+def _parquet_metadata(result) -> dict:
+    """Each table names its sources itself, so it stays evidence when copied alone."""
     meta = {"flowscope_version": __version__}
     if result.notes.get("catalog"):
         meta["catalog_version"] = result.notes["catalog"]["version"]
     if result.notes.get("geo"):
         meta["geo_databases"] = json.dumps([{k: d[k] for k in ("name", "kind", "build_date", "licence")}
                                             for d in result.notes["geo"]["databases"]])
-    table = result.table.replace_schema_metadata(meta)
-    flows_path = out / "flows.parquet"
-    pq.write_table(table, _tmp(flows_path))
-    os.replace(_tmp(flows_path), flows_path)
-    summary_path = out / "summary.json"
-    _tmp(summary_path).write_text(json.dumps(summary_dict(result), indent=2, sort_keys=False) + "\n")
-    os.replace(_tmp(summary_path), summary_path)
-    return [flows_path, summary_path]
+    return meta
+
+
+def _write_parquet(table, path: Path) -> Path:
+    pq.write_table(table, _tmp(path))
+    os.replace(_tmp(path), path)
+    return path
 
 
 def _tmp(path: Path) -> Path:

@@ -1,0 +1,46 @@
+"""What a report is made from: the tables of one analysis, read back from its directory.
+
+The report is always rendered from the files in the output directory (never from the
+in-memory result), so `flowscope analyze` and a later `flowscope report DIR` give the
+same figures, and the report shows exactly what the evidence files hold (pseudonymised).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from flowscope.errors import UsageError
+
+from flowscope.report.names import EVENTS, FLOWS, FRAMES, SUMMARY
+
+
+@dataclass
+class ReportData:
+    flows: pd.DataFrame
+    summary: dict
+    events: pd.DataFrame | None = None   # None: the metadata stage did not write events.parquet
+    frames: pd.DataFrame | None = None
+
+    def has(self, column: str) -> bool:
+        """The flows table has `column` with at least one value (not null everywhere)."""
+        return column in self.flows.columns and bool(self.flows[column].notna().any())
+
+
+def load(out_dir) -> ReportData:
+    out = Path(out_dir)
+    if not (out / FLOWS).is_file() or not (out / SUMMARY).is_file():
+        raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
+    try:
+        summary = json.loads((out / SUMMARY).read_text())
+        return ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
+                          events=_optional(out / EVENTS), frames=_optional(out / FRAMES))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
+
+
+def _optional(path: Path) -> pd.DataFrame | None:
+    return pq.read_table(path).to_pandas() if path.is_file() else None

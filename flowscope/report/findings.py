@@ -1,0 +1,138 @@
+"""The numbers an auditor needs first, computed from the tables (DataFrames in, plain data out).
+
+Every figure says what it counts; a figure the tables cannot give is None together with the
+reason, so the report prints "not available: <reason>" instead of a misleading zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from flowscope.geo import regions
+from flowscope.report.pseudonym import PEER_COLUMNS, peer_legs, peer_schema, remote_endpoint
+
+OUTSIDE_LOCATION = ("adequate", "third")   # regions that are not EU/EEA (unknown kept apart)
+NO_CLASSIFY = "classification was off (--no-classify)"
+NO_GEO = "geolocation was off (--no-geo)"
+NO_EVENTS = "no events.parquet (events are derived by the metadata stage)"
+
+
+@dataclass
+class Share:
+    part: float
+    whole: float
+
+    @property
+    def percent(self) -> float | None:
+        return 100.0 * self.part / self.whole if self.whole else None
+
+
+@dataclass
+class Findings:
+    flows: Share | None = None
+    bytes: Share | None = None                  # IP bytes, both directions
+    events: int | None = None
+    events_by_kind: dict = field(default_factory=dict)
+    location: dict | None = None                # region -> Meta IP bytes
+    location_flows: dict | None = None          # region -> Meta flows
+    outside_location: Share | None = None       # Meta bytes to edges outside the EU/EEA
+    jurisdiction: dict | None = None            # operator_country -> Meta IP bytes
+    outside_jurisdiction: Share | None = None   # Meta bytes to operators outside the EU/EEA
+    peers: pd.DataFrame | None = None           # one row a call peer
+    counterparts: dict | None = None            # counterparts_basis -> sum
+    impossible: int | None = None               # flows whose database location physics rules out
+    vantage: str | None = None
+    missing: dict = field(default_factory=dict) # finding name -> why it is not available
+
+
+def ip_bytes(flows: pd.DataFrame) -> pd.Series:
+    return flows["bytes_orig"].fillna(0).astype("int64") + flows["bytes_resp"].fillna(0).astype("int64")
+
+
+def meta_mask(flows: pd.DataFrame) -> pd.Series:
+    return flows["is_meta"].fillna(False).astype(bool)
+
+
+def compute(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> Findings:
+    f = Findings(vantage=((summary.get("geo") or {}).get("vantage") or {}).get("given"))
+    classified = "is_meta" in flows and flows["is_meta"].notna().any()
+    if not classified and len(flows):
+        f.missing.update(flows=NO_CLASSIFY, location=NO_CLASSIFY, peers=NO_CLASSIFY)
+    else:
+        _meta_shares(f, flows)
+        _geography(f, flows, summary)
+        f.peers = call_peers(flows)
+    _events(f, flows, events)
+    _counterparts(f, flows)
+    return f
+
+
+def _meta_shares(f: Findings, flows: pd.DataFrame) -> None:
+    meta = meta_mask(flows)
+    size = ip_bytes(flows)
+    f.flows = Share(int(meta.sum()), len(flows))
+    f.bytes = Share(int(size[meta].sum()), int(size.sum()))
+
+
+def _geography(f: Findings, flows: pd.DataFrame, summary: dict) -> None:
+    if "region" not in flows or not flows["region"].notna().any():
+        f.missing["location"] = NO_GEO if len(flows) else "no flows"
+        return
+    meta = flows[meta_mask(flows)]
+    size = ip_bytes(meta)
+    region = meta["region"].fillna("unknown")
+    f.location = {k: int(v) for k, v in size.groupby(region).sum().sort_index().items()}
+    f.location_flows = {k: int(v) for k, v in region.value_counts().sort_index().items()}
+    f.outside_location = Share(int(size[region.isin(OUTSIDE_LOCATION)].sum()), int(size.sum()))
+    country = meta["operator_country"].fillna("unknown")
+    f.jurisdiction = {k: int(v) for k, v in size.groupby(country).sum().sort_index().items()}
+    eea = regions.eea_members()
+    outside = meta["operator_country"].notna() & ~meta["operator_country"].isin(eea)
+    f.outside_jurisdiction = Share(int(size[outside].sum()), int(size.sum()))
+    if f.vantage:
+        f.impossible = int(flows["geo_consistent"].eq(False).sum())
+    else:
+        f.missing["impossible"] = "no vantage point given (--vantage): locations not checked against RTT"
+
+
+def call_peers(flows: pd.DataFrame) -> pd.DataFrame:
+    """One row a call peer (remote endpoint of direct call legs): legs, duration, bytes, country."""
+    cols = ["peer", "legs", "duration_s", "bytes", "country", "first_seen"]
+    if flows.empty:
+        return pd.DataFrame(columns=cols)
+    read = [c for c in PEER_COLUMNS if c in flows.columns]
+    table = pa.Table.from_pandas(flows[read], schema=peer_schema(read), preserve_index=False)
+    leg_rows = flows[peer_legs(table).to_numpy(zero_copy_only=False)]
+    legs = [(remote_endpoint(r), r) for r in leg_rows.to_dict("records")]
+    if not legs:
+        return pd.DataFrame(columns=cols)
+    table = pd.DataFrame({
+        "peer": [p for p, _ in legs],
+        "duration_s": [r["duration_s"] for _, r in legs],
+        "bytes": [int(r["bytes_orig"]) + int(r["bytes_resp"]) for _, r in legs],
+        "country": [r.get("remote_country") if isinstance(r.get("remote_country"), str) else None for _, r in legs],
+        "first_seen": [r["ts_start"] for _, r in legs],
+    })
+    out = table.groupby("peer", sort=True).agg(
+        legs=("peer", "size"), duration_s=("duration_s", "sum"), bytes=("bytes", "sum"),
+        country=("country", lambda s: s.dropna().iloc[0] if s.notna().any() else None),
+        first_seen=("first_seen", "min")).reset_index()
+    return out.sort_values(["first_seen", "peer"], kind="stable").reset_index(drop=True)[cols]
+
+
+def _events(f: Findings, flows: pd.DataFrame, events: pd.DataFrame | None) -> None:
+    if events is None:
+        f.missing["events"] = NO_EVENTS
+        return
+    f.events = len(events)
+    f.events_by_kind = {k: int(v) for k, v in events["kind"].fillna("unknown").value_counts().sort_index().items()}
+
+
+def _counterparts(f: Findings, flows: pd.DataFrame) -> None:
+    if "counterparts" not in flows or not flows["counterparts"].notna().any():
+        f.missing["counterparts"] = "not computed (counterparts are derived by the metadata stage)"
+        return
+    basis = flows["counterparts_basis"].fillna("").replace("", "unspecified")
+    f.counterparts = {k: int(v) for k, v in flows["counterparts"].fillna(0).groupby(basis).sum().sort_index().items()}

@@ -1,0 +1,210 @@
+"""report.html: one self-contained page (images as data: URIs, CSS inline, no script).
+
+Everything taken from a capture (host names, SNI, app names, DNS names, catalog rules)
+reaches the page through Jinja2 with autoescaping on, and a Content-Security-Policy that
+allows no script and no request at all: a crafted server name stays text.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from flowscope import __version__
+from flowscope.geo import operators, readers
+from flowscope.report.findings import Findings, ip_bytes, meta_mask
+from flowscope.report.text import METHOD, period_text
+
+TEMPLATES = Path(__file__).with_name("templates")
+TOP_ENDPOINTS = 15
+REGION_WORDS = {"adequate": "adequacy-decision countries", "third": "third countries", "unknown": "not located"}
+
+
+@dataclass
+class Chart:
+    name: str                 # file stem in charts/
+    title: str
+    caption: str
+    png: bytes | None = None  # None: not available
+    reason: str = ""
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str, privacy: dict) -> str:
+    summary = data.summary
+    return _environment().get_template("report.html.j2").render(
+        title=_title(summary), period=period_text(data.flows), version=__version__,
+        analysed_at=analysed_at, findings=findings_items(findings), charts=charts,
+        endpoints=endpoint_rows(data.flows), method=METHOD, warnings=_warnings(summary),
+        captures=_captures(summary), databases=_databases(summary), dbip=readers.DBIP_ATTRIBUTION,
+        sources=_sources(summary), settings=_settings(summary, privacy),
+        controller_note=operators.EU_CONTROLLER_NOTE)
+
+
+def _title(summary: dict) -> str:
+    names = [Path(c["path"]).name for c in summary.get("captures", [])]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return shown or "no capture"
+
+
+def _n(x) -> str:
+    return f"{int(x):,}"
+
+
+def _pct(share) -> str:
+    return "–" if share is None or share.percent is None else f"{share.percent:.1f} %"
+
+
+def findings_items(f: Findings) -> list[dict]:
+    """(label, value, note) rows for the first screen; 'not available' says why."""
+    items = []
+
+    def add(label, value, note="", key=None):
+        if value is None:
+            items.append({"label": label, "value": "not available", "note": f.missing.get(key, note), "na": True})
+        else:
+            items.append({"label": label, "value": value, "note": note, "na": False})
+
+    add("Flows reaching WhatsApp/Meta",
+        f.flows and f"{_n(f.flows.part)} of {_n(f.flows.whole)} ({_pct(f.flows)})", key="flows")
+    add("IP bytes reaching WhatsApp/Meta",
+        f.bytes and f"{_n(f.bytes.part)} of {_n(f.bytes.whole)} bytes ({_pct(f.bytes)})",
+        "both directions, IP headers included", key="flows")
+    add("Events reaching WhatsApp/Meta", None if f.events is None else _n(f.events),
+        ", ".join(f"{k} {_n(v)}" for k, v in f.events_by_kind.items()) + (
+            " (kinds are heuristics from frame size and timing)" if f.events else ""), key="events")
+    add("Leaving the EU/EEA by location", f.outside_location and
+        f"{_pct(f.outside_location)} of WhatsApp/Meta IP bytes ({_n(f.outside_location.part)} bytes)",
+        _location_note(f), key="location")
+    add("Leaving the EU/EEA by operator jurisdiction", f.outside_jurisdiction and
+        f"{_pct(f.outside_jurisdiction)} of WhatsApp/Meta IP bytes ({_n(f.outside_jurisdiction.part)} bytes)",
+        _jurisdiction_note(f), key="location")
+    add("Call peers exposed", None if f.peers is None else _peers_value(f.peers), _peers_note(f.peers), key="peers")
+    add("Counterparts revealed", None if f.counterparts is None else _n(sum(f.counterparts.values())),
+        ", ".join(f"{k} {_n(v)}" for k, v in (f.counterparts or {}).items()), key="counterparts")
+    add("Locations ruled out by physics", None if f.impossible is None else
+        f"{_n(f.impossible)} flows", f"RTT bound checked from the vantage point {f.vantage}" if f.vantage else "",
+        key="impossible")
+    return items
+
+
+def _location_note(f: Findings) -> str:
+    if not f.location or not f.outside_location or not f.outside_location.whole:
+        return ""
+    whole = f.outside_location.whole
+    parts = [f"{REGION_WORDS.get(k, k)} {100 * v / whole:.1f} %" for k, v in f.location.items()
+             if k in REGION_WORDS and v]
+    return ("where the first server (edge, relay, CDN) stands: " + "; ".join(parts)) if parts else \
+        "where the first server (edge, relay, CDN) stands"
+
+
+def _jurisdiction_note(f: Findings) -> str:
+    if not f.jurisdiction or not f.outside_jurisdiction or not f.outside_jurisdiction.whole:
+        return ""
+    whole = f.outside_jurisdiction.whole
+    parts = [f"{k} {100 * v / whole:.1f} %" for k, v in f.jurisdiction.items() if v]
+    return "country of incorporation of the endpoint's operator: " + "; ".join(parts)
+
+
+def _peers_value(peers: pd.DataFrame) -> str:
+    if peers.empty:
+        return "none"
+    return f"{len(peers)} peer address{'es' if len(peers) != 1 else ''} in {_n(peers['legs'].sum())} direct call leg(s)"
+
+
+def _peers_note(peers) -> str:
+    if peers is None or peers.empty:
+        return "no peer-to-peer call leg: calls, if any, went through relays"
+    countries = sorted({c for c in peers["country"] if isinstance(c, str)})
+    return (f"{peers['duration_s'].sum():,.1f} s of direct media; each side learns the other's IP address"
+            + (f"; peer countries: {', '.join(countries)}" if countries else ""))
+
+
+def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
+    """The WhatsApp/Meta remote endpoints carrying the most bytes."""
+    if flows.empty or "is_meta" not in flows or not flows["is_meta"].notna().any():
+        return []
+    meta = flows[meta_mask(flows)].assign(ip_bytes=ip_bytes(flows[meta_mask(flows)]))
+    key = meta["remote_ip"] if "remote_ip" in meta and meta["remote_ip"].notna().any() else meta["resp_ip"]
+    meta = meta.assign(endpoint=key.fillna(meta["resp_ip"]))
+    rows = []
+    for endpoint, g in meta.groupby("endpoint", sort=True):
+        first = g.iloc[0]
+        names = sorted({h for h in g["hostname"] if isinstance(h, str) and h})
+        rows.append({
+            "endpoint": endpoint, "names": _names(names), "services": ", ".join(sorted(set(g["service"].dropna()))),
+            "country": _text(first.get("remote_country")), "region": _text(first.get("region")),
+            "operator": _join(first.get("operator"), first.get("operator_country")),
+            "flows": len(g), "bytes": int(g["ip_bytes"].sum()),
+            "bound_km": _km(first.get("max_distance_km")), "check": _check(first.get("geo_consistent")),
+        })
+    rows.sort(key=lambda r: (-r["bytes"], r["endpoint"]))
+    return [{**r, "flows": _n(r["flows"]), "bytes": _n(r["bytes"])} for r in rows[:TOP_ENDPOINTS]]
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _text(v) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _join(op, country) -> str:
+    op, country = _text(op), _text(country)
+    return f"{op} ({country})" if op and country else op or country
+
+
+def _km(v) -> str:
+    return "" if v is None or pd.isna(v) else f"≤ {v:,.0f}"
+
+
+def _check(v) -> str:
+    return {True: "consistent", False: "impossible"}.get(v if isinstance(v, bool) else None, "")
+
+
+def _warnings(summary: dict) -> list[str]:
+    return list((summary.get("geo") or {}).get("warnings", []))
+
+
+def _captures(summary: dict) -> list[dict]:
+    return [{"path": c.get("path", ""), "sha256": c.get("sha256") or "", "format": c.get("format") or "",
+             "packets": _n(c.get("packets_read", 0)), "error": c.get("error") or ""}
+            for c in summary.get("captures", [])]
+
+
+def _databases(summary: dict) -> list[dict]:
+    return [{k: d.get(k) or "" for k in ("name", "kind", "build_date", "licence", "attribution")}
+            for d in (summary.get("geo") or {}).get("databases", [])]
+
+
+def _sources(summary: dict) -> list[str]:
+    geo = summary.get("geo") or {}
+    out = []
+    if summary.get("catalog"):
+        out.append(f"Service catalog {summary['catalog'].get('version', '')} "
+                   f"({len(summary['catalog'].get('sources', []))} files, each entry with its source and date)")
+    if geo.get("airports"):
+        out.append(f"Airport table for PoP codes: {geo['airports'].get('source', '')}")
+    if geo.get("regions"):
+        out.append(f"EU/EEA membership and adequacy decisions as of {geo['regions'].get('as_of', '')}")
+    return out
+
+
+def _settings(summary: dict, privacy: dict) -> list[tuple[str, str]]:
+    settings = dict(summary.get("settings") or {})
+    settings.update({k: privacy.get(k) for k in ("pseudonymized", "pseudonym_key_id")})
+    return [(k, "" if v is None else ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in settings.items()]

@@ -1,0 +1,327 @@
+"""Keyed pseudonyms for the addresses of the people in a capture, in everything we write.
+
+Our own processing must not spread what it does not need: the device's local addresses,
+MAC addresses and the addresses of call peers (the other party of a direct call) are
+replaced by ``local-3f9a2c1b``, ``mac-…`` and ``peer-…``: the first 8 hex digits of
+HMAC-SHA256(key, kind + address). The same key gives the same pseudonyms, so runs stay
+comparable; without the key (kept outside the output directory) they cannot be reversed
+by trying all addresses, which a plain hash of an IPv4 address could.
+
+Server addresses (Meta's edges, resolvers, CDNs) are not personal data and stay as they are.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope.errors import UsageError
+from flowscope.geo.special import address_class
+
+LOCAL_CLASSES = frozenset({"private", "cgnat", "link-local"})  # private includes IPv6 ULA
+P2P_MARK = "peer-to-peer call leg"   # classify.stage's catalog_rule for direct call legs
+KEY_BYTES = 32
+DIGEST_HEX = 8
+
+_MAC = r"(?<![0-9A-Fa-f:-])(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f:-])"
+_PTR4 = r"(?<![\w.])(?P<rev4>(?:\d{1,3}\.){4})in-addr\.arpa"
+_PTR6 = r"(?<![\w.])(?P<rev6>(?:[0-9A-Fa-f]\.){32})ip6\.arpa"
+_V6 = r"(?<![\w:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"  # a candidate; ipaddress decides
+_V4 = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
+_TEXT = re.compile(f"(?P<mac>{_MAC})|(?P<ptr4>{_PTR4})|(?P<ptr6>{_PTR6})|(?P<v6>{_V6})|(?P<v4>{_V4})")
+_V4_ONLY = re.compile(_V4)
+_MAYBE = re.compile(r"[:-]|\d\.\d")  # every pattern above needs one of these
+
+
+def default_key_path() -> Path:
+    """$XDG_CONFIG_HOME/flowscope/pseudonym.key, else ~/.config/flowscope/pseudonym.key."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "flowscope" / "pseudonym.key"
+
+
+def load_key(path=None, out_dir=None) -> bytes:
+    """Read the key file, creating it (0600, 32 random bytes as hex) if absent.
+
+    A key inside the output directory would travel with the evidence and undo the
+    pseudonyms, so it is refused."""
+    path = Path(path) if path else default_key_path()
+    if out_dir is not None and _inside(path, Path(out_dir)):
+        raise UsageError(f"{path}: the pseudonym key must be kept outside the output directory {out_dir}")
+    if not path.exists():
+        _create_key(path)
+    try:
+        text = path.read_text().strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable pseudonym key (64 hex digits): {exc}") from None
+    if len(key) < 16:
+        raise UsageError(f"{path}: pseudonym key too short ({len(key)} bytes; need at least 16)")
+    return key
+
+
+def _create_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another run created it meanwhile: use that one
+        return
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create the pseudonym key: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(KEY_BYTES) + "\n")
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def key_id(key: bytes) -> str:
+    """A fingerprint that names the key in the manifest without revealing it."""
+    return hmac.new(key, b"flowscope key id", hashlib.sha256).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1 << 16)  # the same addresses recur in every column and row
+def _canonical(ip: str) -> str | None:
+    text = str(ip).strip().strip("[]").split("%", 1)[0]
+    for family in (socket.AF_INET, socket.AF_INET6):  # inet_pton: ~10x faster than ipaddress
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except OSError:
+            continue
+    return None
+
+
+class Pseudonymizer:
+    """Replaces local, MAC and call-peer addresses in values, text, tables and JSON."""
+
+    def __init__(self, key: bytes, peers=(), local_nets=(), own=()):
+        self.key = key
+        self.peers = frozenset(filter(None, (_canonical(p) for p in peers)))
+        self.own = frozenset(filter(None, (_canonical(p) for p in own)))  # device's public address
+        self.local_nets = tuple(ipaddress.ip_network(n, strict=False) for n in local_nets)
+        self._seen: dict[str, str | None] = {}  # address text -> pseudonym (or None: kept)
+
+    # --- single values --------------------------------------------------------------
+    def token(self, kind: str, value: str) -> str:
+        digest = hmac.new(self.key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kind}-{digest[:DIGEST_HEX]}"
+
+    def kind_of(self, canonical_ip: str) -> str | None:
+        """"peer", "local" or None (an address to keep) for a canonical address."""
+        if canonical_ip in self.peers:
+            return "peer"
+        if canonical_ip in self.own or address_class(canonical_ip) in LOCAL_CLASSES:
+            return "local"
+        addr = ipaddress.ip_address(canonical_ip)
+        if any(addr.version == n.version and addr in n for n in self.local_nets):
+            return "local"
+        return None
+
+    def address(self, ip: str) -> str | None:
+        """The pseudonym for an address that needs one, else None."""
+        if ip in self._seen:
+            return self._seen[ip]
+        canonical = _canonical(ip)
+        kind = canonical and self.kind_of(canonical)
+        self._seen[ip] = token = self.token(kind, canonical) if kind else None
+        return token
+
+    def ip(self, value: str | None) -> str | None:
+        """An address column's value: the pseudonym, the address itself, or (not an
+        address at all) the value scrubbed as text."""
+        if value is None:
+            return None
+        token = self.address(value)
+        return token if token else value if _canonical(value) else self.text(value)
+
+    def endpoint(self, ip_port: str) -> str:
+        """'ip:port' (IPv6 unbracketed, as stun_mapped writes it) with the address replaced."""
+        host, sep, port = ip_port.rpartition(":")
+        token = sep and port.isdigit() and self.address(host)
+        return f"{token}:{port}" if token else self.text(ip_port)
+
+    # --- free text --------------------------------------------------------------------
+    def text(self, s: str) -> str:
+        """Every local/peer address and MAC address inside `s` replaced."""
+        if not isinstance(s, str) or not _MAYBE.search(s):  # most names hold no address at all
+            return s
+        return _TEXT.sub(self._replace, s)
+
+    def _replace(self, m: re.Match) -> str:
+        found = m.group(0)
+        if m.group("mac"):
+            return self.token("mac", found.lower().replace("-", ":"))
+        if m.group("ptr4"):
+            ip = ".".join(reversed(m.group("rev4").rstrip(".").split(".")))
+            return self._ptr(found, ip)
+        if m.group("ptr6"):
+            nibbles = m.group("rev6").replace(".", "")[::-1]
+            return self._ptr(found, ":".join(nibbles[i:i + 4] for i in range(0, 32, 4)))
+        if m.group("v6"):
+            return self._v6(found)
+        return self.address(found) or found
+
+    def _ptr(self, found: str, ip: str) -> str:
+        token = self.address(ip)
+        return f"{token}.reverse-dns" if token else found
+
+    def _v6(self, found: str) -> str:
+        body, tail = found.rstrip(".:"), found[len(found.rstrip(".:")):]
+        token = self.address(body)
+        if token:
+            return token + tail
+        head, sep, port = body.rpartition(":")  # unbracketed "v6:port", as stun_mapped writes it
+        if sep and port.isdigit() and (token := self.address(head)):
+            return f"{token}:{port}{tail}"
+        return _V4_ONLY.sub(lambda v4: self.address(v4.group(0)) or v4.group(0), found)
+
+    # --- tables and JSON ----------------------------------------------------------------
+    def table(self, table: pa.Table, keep=()) -> pa.Table:
+        """Every string and list-of-string column with its addresses replaced; flows with a
+        call peer lose their community_id (a hash of the 5-tuple that, with the local
+        address known, gives the peer's address away to a brute force)."""
+        with_peer = self._peer_rows(table)
+        for i, field in enumerate(table.schema):
+            if field.name in keep:
+                continue
+            col = table.column(i)
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                scrub = self.ip if field.name.endswith("_ip") else self.text  # address columns: no regex
+                table = table.set_column(i, field, self._strings(col, scrub))
+            elif pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
+                scrub = self.endpoint if field.name == "stun_mapped" else self.text
+                table = table.set_column(i, field, self._string_lists(col, scrub))
+        if with_peer is not None and "community_id" in table.column_names:
+            idx = table.schema.get_field_index("community_id")
+            blank = pc.if_else(with_peer, pa.scalar("", pa.string()), table["community_id"])
+            table = table.set_column(idx, table.schema.field(idx), blank)
+        return table
+
+    def _peer_rows(self, table: pa.Table) -> pa.Array | None:
+        if not self.peers or not {"orig_ip", "resp_ip"} <= set(table.column_names):
+            return None
+        rows = zip(table["orig_ip"].to_pylist(), table["resp_ip"].to_pylist())
+        return pa.array([_canonical(o) in self.peers or _canonical(r) in self.peers for o, r in rows])
+
+    def _strings(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
+        col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+        unique = pc.unique(col)
+        mapped = pa.array([scrub(v) for v in unique.to_pylist()], type=col.type)
+        return pa.chunked_array([pc.take(mapped, pc.index_in(col, value_set=unique))])
+
+    def _string_lists(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
+        """Scrub the distinct list items once, then rebuild the lists around them."""
+        arr = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+        offsets = pc.subtract(arr.offsets, arr.offsets[0]) if len(arr) else pa.array([0], pa.int32())
+        items = arr.flatten()
+        unique = pc.unique(items)
+        mapped = pa.array([scrub(v) if v is not None else None for v in unique.to_pylist()], type=items.type)
+        values = pc.take(mapped, pc.index_in(items, value_set=unique))
+        rebuilt = pa.ListArray.from_arrays(offsets, values, type=col.type, mask=arr.is_null())
+        return pa.chunked_array([rebuilt])
+
+    def json(self, obj):
+        """A copy of a JSON-like object with every string (keys too) scrubbed."""
+        if isinstance(obj, dict):
+            return {self.text(k) if isinstance(k, str) else k: self.json(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.json(v) for v in obj]
+        return self.text(obj) if isinstance(obj, str) else obj
+
+
+PEER_COLUMNS = ("orig_ip", "orig_port", "resp_ip", "resp_port", "remote_ip", "catalog_rule", "counterparts_basis",
+                "stun_mapped")
+
+
+def call_peers(flows: pa.Table) -> set[str]:
+    """Remote endpoints of direct call legs (see peer_legs)."""
+    legs = flows.filter(peer_legs(flows)).select([c for c in PEER_COLUMNS if c in flows.column_names])
+    return {remote_endpoint(row) for row in legs.to_pylist()}
+
+
+def peer_legs(flows: pa.Table) -> pa.Array:
+    """Which flows are direct call legs, by any of three signs:
+
+    - catalog_rule marks a peer-to-peer call leg (the socket shared with a WhatsApp STUN flow);
+    - the metadata stage counts the flow's counterpart as a p2p peer (counterparts_basis);
+    - the device reported the remote's own address back to it in STUN (stun_mapped holds
+      the remote ip:port, the responder's or, for an inbound flow, the originator's): the
+      device answers connectivity checks of peers only; relays are servers and tell the
+      device its address, never the other way round.
+    Vectorised: tables of hundreds of thousands of flows are the normal case.
+    """
+    mask = pa.array(np.zeros(flows.num_rows, dtype=bool))
+    if "catalog_rule" in flows.column_names:
+        mask = pc.or_(mask, pc.fill_null(pc.match_substring(flows["catalog_rule"], P2P_MARK), False))
+    if "counterparts_basis" in flows.column_names:
+        mask = pc.or_(mask, pc.fill_null(pc.equal(flows["counterparts_basis"], "p2p-peer"), False))
+    if "stun_mapped" in flows.column_names and flows.num_rows:
+        mapped = flows["stun_mapped"].combine_chunks()
+        parents = pc.list_parent_indices(mapped)
+        endpoint = _remote_endpoints(flows)
+        hit = pc.fill_null(pc.equal(pc.list_flatten(mapped), pc.take(endpoint, parents)), False)
+        rows = np.zeros(flows.num_rows, dtype=bool)
+        rows[parents.filter(hit).to_numpy(zero_copy_only=False)] = True
+        mask = pc.or_(mask, pa.array(rows))
+    return mask
+
+
+def _remote_endpoints(flows: pa.Table) -> pa.Array:
+    """'ip:port' of each flow's remote side: the originator where the geo stage chose it
+    (an inbound flow), else the responder."""
+    inbound = pa.array(np.zeros(flows.num_rows, dtype=bool))
+    if {"remote_ip", "orig_port"} <= set(flows.column_names):
+        inbound = pc.fill_null(pc.equal(flows["remote_ip"], flows["orig_ip"]), False)
+    ip = pc.if_else(inbound, flows["orig_ip"], flows["resp_ip"])
+    port = pc.if_else(inbound, flows["orig_port"], flows["resp_port"]) if "orig_port" in flows.column_names \
+        else flows["resp_port"]
+    return pc.binary_join_element_wise(ip, pc.cast(port, pa.string()), ":")
+
+
+def own_addresses(flows: pa.Table, peers: set[str]) -> set[str]:
+    """The device's public address(es) as STUN servers and peers reported them to it
+    (stun_mapped entries that are not a peer's): personal data like a local address."""
+    if "stun_mapped" not in flows.column_names:
+        return set()
+    items = pc.unique(pc.list_flatten(flows["stun_mapped"])).to_pylist()
+    found = {_canonical(m.rpartition(":")[0]) for m in items if m}
+    return {ip for ip in found if ip and ip not in peers}
+
+
+def peer_schema(names) -> pa.Schema:
+    """The FLOWS types of the columns peer_legs reads, for tables built from pandas."""
+    from flowscope import schema
+    return pa.schema([pa.field(c.name, c.type) for c in schema.FLOWS if c.name in names])
+
+
+def remote_endpoint(row: dict) -> str:
+    """The geo stage's remote_ip when present, else the responder unless it is the local side."""
+    if isinstance(row.get("remote_ip"), str) and row["remote_ip"]:
+        return row["remote_ip"]
+    resp, orig = row["resp_ip"], row["orig_ip"]
+    if address_class(resp) in LOCAL_CLASSES and address_class(orig) not in LOCAL_CLASSES:
+        return orig
+    return resp
+
+
+def local_nets_of(summary: dict) -> list[str]:
+    """Networks a live capture recorded as local (summary 'local_nets', overall or per capture)."""
+    nets = list(summary.get("local_nets") or [])
+    for cap in summary.get("captures", []):
+        nets += cap.get("local_nets") or []
+    return sorted(set(nets))
+

@@ -1,0 +1,96 @@
+"""Render charts/*.png, report.html and report.pdf from the tables in an output directory."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowscope.report import charts as ch
+from flowscope.report import findings as fd
+from flowscope.report.data import ReportData, load
+from flowscope.report.names import CHARTS, HTML, PDF
+from flowscope.report.html import Chart, render_html
+from flowscope.report.text import caption
+
+
+@dataclass
+class Rendered:
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # e.g. why report.pdf was not written
+
+
+def build_charts(data: ReportData) -> list[Chart]:
+    """Each chart with its caption; a chart whose every panel lacks data is not drawn."""
+    flows, events, summary = data.flows, data.events, data.summary
+    plain, geo = caption(summary, flows), caption(summary, flows, geo=True)
+    no_events = fd.NO_EVENTS
+    km_per_ms = (summary.get("geo") or {}).get("km_per_ms")
+    specs = [
+        ("timeline", "Event timeline by service and direction", plain,
+         None if events is None else lambda: ch.event_timeline(events, plain), no_events),
+        ("destinations", "WhatsApp/Meta IP bytes and events by country and region", geo,
+         _if(data.has("region"), lambda: ch.destinations(flows, events, geo, events_reason=no_events)), fd.NO_GEO),
+        ("services", "Flows, IP bytes and events by service", plain,
+         _if(data.has("service"), lambda: ch.services(flows, events, plain, events_reason=no_events)), fd.NO_CLASSIFY),
+        ("rtt_bounds", "Round-trip-time bound versus database distance", geo,
+         _if(data.has("max_distance_km"), lambda: ch.rtt_bounds(flows, geo, km_per_ms)),
+         "no trusted round-trip time to any remote endpoint, or geolocation was off"),
+        ("activity", "Activity per hour", plain, lambda: ch.activity_per_hour(events, flows, plain), ""),
+        ("call_peers", "Call-peer exposure", geo,
+         _if(data.has("service"), lambda: ch.call_peer_exposure(flows, geo)), fd.NO_CLASSIFY),
+    ]
+    out = []
+    for name, title, cap, build, reason in specs:
+        png = ch.png_bytes(build()) if build else None
+        out.append(Chart(name, title, cap, png, "" if png else reason))
+    return out
+
+
+def _if(condition: bool, build):
+    return build if condition else None
+
+
+def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True) -> Rendered:
+    """charts/*.png + report.html (+ report.pdf) from the tables in `out_dir`.
+
+    `privacy`: {"pseudonymized": bool, "pseudonym_key_id": str} as the tables were written."""
+    out = Path(out_dir)
+    data = load(out)
+    charts = build_charts(data)
+    result = Rendered()
+    result.files += _write_charts(out, charts)
+    html = render_html(data, fd.compute(data.flows, data.events, data.summary), charts, analysed_at, privacy)
+    result.files.append(_write_text(out / HTML, html))
+    (out / PDF).unlink(missing_ok=True)  # never leave a PDF of another rendering behind
+    if pdf:
+        _pdf(out, analysed_at, result)
+    return result
+
+
+def _write_charts(out: Path, charts: list[Chart]) -> list[Path]:
+    folder = out / CHARTS
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    written = []
+    for chart in charts:
+        if chart.png:
+            path = folder / f"{chart.name}.png"
+            path.write_bytes(chart.png)
+            written.append(path)
+    return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _pdf(out: Path, analysed_at: str, result: Rendered) -> None:
+    from flowscope.report.pdf import PdfError, render_pdf
+    try:
+        result.files.append(render_pdf(out / HTML, out / PDF, analysed_at))
+    except (FileNotFoundError, PdfError) as exc:
+        result.notes.append(f"report.pdf not written: {exc}")
