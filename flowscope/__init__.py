@@ -20,21 +20,44 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
 
 
 class AnalysisResult:
-    """What `analyze` returns: the flow table and per-capture statistics."""
+    """What `analyze` returns: the flow, frame and event tables and per-capture statistics."""
 
-    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None):
+    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None,
+                 frames_table=None, events_table=None):
+        from flowscope import schema
+        from flowscope.metadata.stage import empty_table
         self.table = table          # pyarrow.Table with the columns of schema.FLOWS
         self.captures = captures    # one CaptureStats per input file
         self.settings = settings
         self.notes = notes or {}    # what later stages report: catalog version, dissector counts
-        self._flows = None
+        self.frames_table = frames_table if frames_table is not None else empty_table(schema.FRAMES)
+        self.events_table = events_table if events_table is not None else empty_table(schema.EVENTS)
+        self._pandas: dict = {}
+
+    @classmethod
+    def from_finished(cls, finished, settings: Settings) -> "AnalysisResult":
+        """From pipeline.run / Analysis.finish."""
+        return cls(finished.flows, finished.captures, settings, finished.notes, finished.frames, finished.events)
+
+    def _df(self, name: str, table):
+        if name not in self._pandas:
+            self._pandas[name] = table.to_pandas()
+        return self._pandas[name]
 
     @property
     def flows(self):
         """The flow table as a pandas DataFrame (converted once, on first use)."""
-        if self._flows is None:
-            self._flows = self.table.to_pandas()
-        return self._flows
+        return self._df("flows", self.table)
+
+    @property
+    def frames(self):
+        """WhatsApp chat frames and WhatsApp Web TLS records (pandas, converted on first use)."""
+        return self._df("frames", self.frames_table)
+
+    @property
+    def events(self):
+        """Events: chat heuristics, calls, media transfers, other Meta flows (pandas)."""
+        return self._df("events", self.events_table)
 
     @property
     def summary(self) -> dict:
@@ -67,5 +90,4 @@ def analyze(paths, settings: Settings | None = None, **options) -> AnalysisResul
     settings = settings or Settings()
     if options:
         settings = Settings(**{**settings.__dict__, **options})
-    table, captures, notes = run(paths, settings)
-    return AnalysisResult(table, captures, settings, notes)
+    return AnalysisResult.from_finished(run(paths, settings), settings)

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "traffic reveals, from packet captures.")
     p.add_argument("--version", action="version", version=f"flowscope {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("analyze", help="analyse capture files into DIR/flows.parquet and DIR/summary.json")
+    a = sub.add_parser("analyze", help="analyse capture files into DIR/flows.parquet, frames.parquet, "
+                       "events.parquet and summary.json")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, optionally gzip/bzip2/xz")
     a.add_argument("--out", required=True, metavar="DIR", help="output directory")
     a.add_argument("--force", action="store_true", help="overwrite a directory holding another analysis")
@@ -78,8 +79,7 @@ def cmd_analyze(args) -> int:
     out = Path(args.out)
     total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
     show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
-    table, captures, notes = _run_with_progress(args.captures, settings, show, hashes)
-    result = AnalysisResult(table, captures, settings, notes)
+    result = AnalysisResult.from_finished(_run_with_progress(args.captures, settings, show, hashes), settings)
     result.write(out, force=args.force)
     for err in result.errors:
         print(f"flowscope: error: {err}", file=sys.stderr)
@@ -115,7 +115,13 @@ def _print_summary(result, out: Path) -> None:
               + (f"; {geo['impossible']:,} flows with a database location ruled out by RTT" if geo["impossible"] else ""))
     for w in (geo or {}).get("warnings", []):
         print(f"note: {w}")
-    print(f"wrote {out / 'flows.parquet'} and {out / 'summary.json'}")
+    md = s.get("metadata")
+    if md:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
+        print(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
+              f"{md['frames']['frames_down']:,} down); events: {kinds}")
+    print(f"wrote {out / 'flows.parquet'}, {out / 'frames.parquet'}, {out / 'events.parquet'} and "
+          f"{out / 'summary.json'}")
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ import gc
 import lzma
 import zlib
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,8 @@ from flowscope import hashing, schema
 from flowscope.errors import CaptureError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.flows.finalize import flow_order, to_table
-from flowscope.flows.layout import ORIG_IS_A, PART
+from flowscope.dissect.streams import StreamStore
+from flowscope.flows.layout import HASH, OPEN_AT_END, ORIG_IS_A, PART, STREAM
 from flowscope.flows.merge import merge_parts
 from flowscope.flows.table import FlowTable
 from flowscope.settings import Settings
@@ -48,17 +49,21 @@ def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats)
 
 
 def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
-              collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None
-              ) -> np.ndarray:
-    """Read one file into flow records (all flushed, open ones marked OPEN_AT_END)."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
+              collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None,
+              carry=(), carry_always: bool = False) -> np.ndarray:
+    """Read one file into flow records (all flushed, open ones marked OPEN_AT_END).
+
+    `carry`: key hashes of walked streams (WhatsApp chat/Web) open at the end of files read
+    before, whose continuation here keeps all its payload too."""
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
+                      carry=carry, carry_always=carry_always)
     P = new_batch(settings.batch_packets)
     reader = None
     try:
         reader = open_capture(path, capture)
         capture.format = capture.format or reader.format
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
-            table.add(P, n, part=index, capture=index)
+            table.add(P, n, part=index, capture=index, buf=buf)
             _note_batch(buf, P, n, capture)
             if collector:
                 collector(buf, P[:n], index)
@@ -91,8 +96,8 @@ def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -
 
 
 def run(paths: list[str], settings: Settings, on_progress: Callable[[int, int], None] | None = None,
-        hashes: dict | None = None):
-    """Analyse `paths`; return (flows as an Arrow table, list of CaptureStats, stage notes).
+        hashes: dict | None = None) -> "Finished":
+    """Analyse `paths`; return a Finished: (flows, captures, notes, frames, events).
 
     `hashes` may hold hashing.start(paths) begun earlier (the CLI starts it before imports).
     """
@@ -139,15 +144,31 @@ class Analysis:
         self.collector = (PayloadCollector(many, int(settings.timeouts_ns().max()))
                           if settings.classify else None)
         self._geo = _open_geo(settings)  # opens while the parts are read
+        self._carry: set[int] = set()    # walked streams open at the end of a file read so far
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
         self.captures.append(cap)
-        self.parts.append(read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress))
+        part = read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress,
+                         carry=self._carry)
+        self.parts.append(part)
+        walked_open = (part[:, OPEN_AT_END] == 1) & (part[:, STREAM] > 0)
+        self._carry.update(part[walked_open, HASH].tolist())
         return cap
 
-    def finish(self, hashes: dict | None = None, final: bool = True):
-        """(flows as an Arrow table, list of CaptureStats, stage notes) for the parts so far.
+    def _reread(self, capture: int, records: set) -> StreamStore:
+        """The streams of `records` ((capture, serial) of this file), read again: needed when
+        a file was read before the file where their flow began (arguments out of time order)."""
+        from flowscope.flows.layout import HASH, SERIAL
+        rows = self.parts[capture]
+        hashes = rows[np.isin(rows[:, SERIAL], [s for _c, s in records]), HASH].tolist()
+        probe = _StreamsOnly(self.collector.keep, records)
+        read_part(self.captures[capture].path, capture, CaptureStats(path=self.captures[capture].path),
+                  self.settings, probe, carry=hashes, carry_always=True)
+        return probe.streams
+
+    def finish(self, hashes: dict | None = None, final: bool = True) -> "Finished":
+        """Finished(flows, captures, notes, frames, events) for the parts so far.
 
         `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
         paths = [c.path for c in self.captures]
@@ -169,18 +190,42 @@ class Analysis:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
         notes.update(geo_notes)
-        for c in schema.METADATA:  # filled by the metadata stage (issue 5)
-            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        from flowscope.metadata.stage import describe
+        table, frames, events, meta_notes = describe(
+            table, records, dest, flow_of_merged, merged,
+            self.collector.streams if self.collector else None, self._reread)
+        if meta_notes:
+            notes["metadata"] = meta_notes
         if hashes is not None:
             for cap in self.captures:
                 if cap.path in hashes:
                     cap.sha256 = hashes[cap.path].result()
-        return table, self.captures, notes
+        return Finished(table, self.captures, notes, frames, events)
 
     @staticmethod
     def _width() -> int:
         from flowscope.flows.layout import NF
         return NF
+
+
+class _StreamsOnly:
+    """A collector for a second reading of a file: only the named records' streams."""
+
+    def __init__(self, keep, records: set):
+        self.keep = keep
+        self.streams = StreamStore(only=records)
+
+    def __call__(self, buf, P, part) -> None:
+        self.streams(buf, P, part)
+
+
+class Finished(NamedTuple):
+    """What Analysis.finish (and run) return; unpacks as (flows, captures, notes, frames, events)."""
+    flows: pa.Table          # schema.FLOWS
+    captures: list           # CaptureStats per input file, in the order given
+    notes: dict              # what the stages report for summary.json
+    frames: pa.Table         # schema.FRAMES
+    events: pa.Table         # schema.EVENTS
 
 
 def _open_geo(settings: Settings):

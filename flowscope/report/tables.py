@@ -1,4 +1,5 @@
-"""Write the analysis tables: flows.parquet and summary.json (deterministic: no wall clock)."""
+"""Write the analysis tables: flows.parquet, frames.parquet, events.parquet and summary.json
+(deterministic: no wall clock). Sizes and times only: no payload byte is ever written."""
 from __future__ import annotations
 
 import json
@@ -81,14 +82,16 @@ def check_out_dir(out: Path, sha256s: list, force: bool) -> None:
 
 def write_tables(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    table = result.table.replace_schema_metadata({"flowscope_version": __version__})
-    flows_path = out / "flows.parquet"
-    pq.write_table(table, _tmp(flows_path))
-    os.replace(_tmp(flows_path), flows_path)
+    written = []
+    for name, table in (("flows", result.table), ("frames", result.frames_table), ("events", result.events_table)):
+        path = out / f"{name}.parquet"
+        pq.write_table(table.replace_schema_metadata({"flowscope_version": __version__}), _tmp(path))
+        os.replace(_tmp(path), path)
+        written.append(path)
     summary_path = out / "summary.json"
     _tmp(summary_path).write_text(json.dumps(summary_dict(result), indent=2, sort_keys=False) + "\n")
     os.replace(_tmp(summary_path), summary_path)
-    return [flows_path, summary_path]
+    return [*written, summary_path]
 
 
 def _tmp(path: Path) -> Path:

@@ -1,0 +1,88 @@
+"""The TCP segments of walked streams: every payload packet of WhatsApp chat and Web flows.
+
+The flow table marks them (KEEP_STREAM); this store copies their bytes out of the read
+buffer once per batch with numpy (no Python object per packet while reading) and hands
+them out per flow record and direction at the end, in capture order. Bytes stay in
+memory only: the frame walk reads the 3-byte frame headers (or TLS record headers) and
+nothing is ever written.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flowscope.decode.layout import DIR, FLOW, KEEP, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, PLEN, POFF, SEQ, TS
+
+_COLS = [FLOW, DIR, SEQ, TS, PLEN, PCAP, POFF, NTH]
+
+
+def _gather(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The captured payloads concatenated, and where each starts in the result."""
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    total = int(lengths.sum())
+    if total == 0:
+        return b"", starts
+    idx = np.repeat(offsets - starts, lengths) + np.arange(total, dtype=np.int64)
+    return buf[idx].tobytes(), starts
+
+
+class StreamStore:
+    """Segments per flow record (part, serial) and direction, in capture order."""
+
+    def __init__(self, only: set | None = None):
+        self.chunks: list[tuple] = []            # (part, columns array, blob, starts)
+        self.hello: dict[tuple, tuple] = {}      # ClientHello first segments awaiting a decision
+        self.extra: dict[tuple, list] = {}       # decided hello segments, placed before the rest
+        self.only = only                         # keep only these records (a second reading)
+        self.packets = 0
+
+    def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
+        keep = P[:, KEEP]
+        if not (keep & (KEEP_STREAM | KEEP_HELLO)).any():
+            self._forget_hellos(P, part)
+            return
+        for i in np.flatnonzero(keep & KEEP_HELLO).tolist():
+            f, _d, seq, ts, plen, cap, off, _n = P[i, _COLS].tolist()
+            self.hello[(part, f)] = (seq, ts, plen, bytes(buf[off:off + max(cap, 0)]))
+        rows = np.flatnonzero(keep & KEEP_STREAM)
+        if len(rows):
+            cols = P[rows][:, _COLS]
+            if self.only is not None:
+                mask = np.array([(part, f) in self.only for f in cols[:, 0].tolist()], dtype=bool)
+                cols = cols[mask]
+            if self.hello:
+                for f in np.unique(cols[(cols[:, 1] == 0) & (cols[:, 7] == 1), 0]).tolist():
+                    got = self.hello.pop((part, f), None)
+                    if got is not None:
+                        self.extra[(part, f)] = [got]
+            if len(cols):
+                lengths = np.maximum(cols[:, 5], 0)
+                blob, starts = _gather(buf, cols[:, 6], lengths)
+                self.chunks.append((part, cols[:, :6].copy(), blob, starts))
+                self.packets += len(cols)
+        self._forget_hellos(P, part)
+
+    def _forget_hellos(self, P: np.ndarray, part: int) -> None:
+        """A hello's second segment has been judged: not WhatsApp Web, drop the first."""
+        if not self.hello:
+            return
+        later = np.flatnonzero((P[:, NTH] >= 1) & (P[:, DIR] == 0) & (P[:, KEEP] != 0))
+        for f in np.unique(P[later, FLOW]).tolist():
+            self.hello.pop((part, f), None)
+
+    def segments(self) -> dict[tuple, tuple[list, list]]:
+        """(part, serial) -> per direction [(seq, ts_ns, payload bytes on the wire, captured
+        bytes)] in capture order (a segment cut by the snaplen holds fewer bytes than it says)."""
+        out: dict[tuple, tuple[list, list]] = {}
+        for key, segs in self.extra.items():
+            out.setdefault(key, ([], []))[0].extend(segs)
+        for part, cols, blob, starts in self.chunks:
+            mv = memoryview(blob)
+            for (f, d, seq, ts, plen, cap), s in zip(cols.tolist(), starts.tolist()):
+                out.setdefault((part, f), ([], []))[d].append((seq, ts, plen, bytes(mv[s:s + max(cap, 0)])))
+        return out
+
+    def merge(self, other: "StreamStore") -> None:
+        self.chunks += other.chunks
+        self.extra.update(other.extra)
+        self.packets += other.packets

@@ -1,0 +1,115 @@
+"""The metadata stage: frames, events, counterparts and volume from the labelled flow table.
+
+Runs after geo (it needs the labels and the remote end). Fills the flows' METADATA columns
+and returns the frames and events tables (schema.FRAMES, schema.EVENTS) and the compact
+`metadata` section of summary.json.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from flowscope import schema
+from flowscope.metadata import counterparts, events as events_mod, volume
+from flowscope.metadata.sides import local_is_orig
+from flowscope.metadata.walked import Walked, walk_flows
+
+_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "pkts_orig", "pkts_resp", "bytes_orig",
+                 "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
+                 "catalog_rule", "remote_ip", "remote_asn", "region", "operator_country"]
+
+
+def empty_table(columns) -> pa.Table:
+    return pa.table({c.name: pa.array([], type=c.type) for c in columns})
+
+
+def _with_nulls(table: pa.Table) -> pa.Table:
+    for c in schema.METADATA:
+        table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+    return table
+
+
+def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, reread):
+    """(flows with METADATA columns, frames, events, notes). `store` holds the kept streams
+    (None without classification: then nothing is walked and the columns stay null)."""
+    if store is None or table.column("service").null_count == table.num_rows:
+        return _with_nulls(table), empty_table(schema.FRAMES), empty_table(schema.EVENTS), {}
+    cols = table.select(["orig_ip", "resp_ip", "remote_ip", "service"]).to_pydict()
+    local = local_is_orig(cols["orig_ip"], cols["resp_ip"], cols["remote_ip"])
+    walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, cols["service"], local)
+    frames = _frames_table(walked)
+    flows = _flows_frame(table, local)
+    events, calls = events_mod.build(flows, _frames_frame(walked), set(walked.counts))
+    table = _append_metadata(table, walked, events, calls)
+    events_table = _events_table(events)
+    notes = _notes(walked, events, calls, table)
+    return table, frames, events_table, notes
+
+
+def _flows_frame(table: pa.Table, local: list) -> pd.DataFrame:
+    names = [c for c in _FLOW_COLUMNS if c in table.column_names]
+    sub = table.select(names)
+    for c in ("ts_start", "ts_end"):
+        sub = sub.set_column(sub.schema.get_field_index(c), c, sub[c].cast(pa.int64()))
+    df = sub.to_pandas()
+    df["local_is_orig"] = local
+    df["local_ip"] = df["orig_ip"].where(df["local_is_orig"], df["resp_ip"])
+    return df
+
+
+def _frames_frame(w: Walked) -> pd.DataFrame:
+    return pd.DataFrame({"flow_id": w.flow_id, "frame_index": w.frame_index, "ts": w.ts, "ts_first": w.ts_first,
+                         "direction": w.direction, "frame_bytes": w.frame_bytes, "unit": w.unit})
+
+
+def _frames_table(w: Walked) -> pa.Table:
+    """Frames ordered by flow, then time of the first header byte (up before down)."""
+    order = sorted(range(len(w.flow_id)), key=lambda k: (w.flow_id[k], w.ts_first[k], w.direction[k] == "down",
+                                                          w.frame_index[k]))
+    arrays = {}
+    for c in schema.FRAMES:
+        values = getattr(w, c.name)
+        values = [values[k] for k in order]
+        arrays[c.name] = (pa.array(values, type=pa.int64()).cast(c.type) if c.type == schema.TS_TYPE
+                          else pa.array(values, type=c.type))
+    return pa.table(arrays)
+
+
+def _events_table(events: pd.DataFrame) -> pa.Table:
+    arrays = {}
+    for c in schema.EVENTS:
+        values = events[c.name].tolist()
+        arrays[c.name] = (pa.array(values, type=pa.int64()).cast(c.type) if c.type == schema.TS_TYPE
+                          else pa.array(values, type=c.type))
+    return pa.table(arrays)
+
+
+def _append_metadata(table: pa.Table, walked: Walked, events: pd.DataFrame, calls: list) -> pa.Table:
+    ids = table["flow_id"].to_pylist()
+    counts = [walked.counts.get(f) for f in ids]
+    value, basis = counterparts.per_flow(ids, events, calls, set(walked.counts))
+    new = {"frames_up": [c[0] if c else None for c in counts],
+           "frames_down": [c[1] if c else None for c in counts],
+           "frame_gaps": [c[2] if c else None for c in counts],
+           "counterparts": value, "counterparts_basis": basis}
+    for c in schema.METADATA:
+        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+    return table
+
+
+def _notes(walked: Walked, events: pd.DataFrame, calls: list, table: pa.Table) -> dict:
+    counts = list(walked.counts.values())
+    kinds = events["kind"].value_counts()
+    flows = table.select([c for c in _FLOW_COLUMNS if c in table.column_names]).to_pandas()
+    public_events = events.assign(ts_start=pd.to_datetime(events["ts_start"], utc=True))
+    return {
+        "frames": {"flows_walked": len(counts), "frames_up": sum(c[0] for c in counts),
+                   "frames_down": sum(c[1] for c in counts), "gaps": sum(c[2] for c in counts),
+                   **{k: v for k, v in sorted(walked.notes.items()) if v}},
+        "events_by_kind": {k: int(kinds[k]) for k in sorted(kinds.index)},
+        "calls": len(calls),
+        "call_seconds": round(sum((c.ts_end - c.ts_start) / 1e9 for c in calls), 3),
+        "p2p_peers": len({p for c in calls for p in c.peers}),
+        "outbound_messages": int(((events["kind"] == "message") & (events["direction"] == "up")).sum()),
+        **volume.summary(flows, public_events),
+    }
