@@ -11,13 +11,12 @@ Every other flow: null, basis empty. docs/metadata.md states the derivations.
 """
 from __future__ import annotations
 
-import pandas as pd
-
 P2P, RELAYS, CHAT = "p2p-peer", "call-relays", "chat-outbound-messages"
 
 
-def per_flow(flow_ids: list, events: pd.DataFrame, calls: list, walked: set) -> tuple[list, list]:
-    """(counterparts, counterparts_basis) aligned with flow_ids."""
+def per_flow(flow_ids: list, chat_events: list[dict], calls: list, walked: set) -> tuple[list, list]:
+    """(counterparts, counterparts_basis) aligned with flow_ids; `chat_events` are the
+    event rows of the walked flows (events.chat_events)."""
     value: dict[int, int] = {}
     basis: dict[int, str] = {}
     for call in calls:
@@ -26,8 +25,10 @@ def per_flow(flow_ids: list, events: pd.DataFrame, calls: list, walked: set) -> 
                 value[fid], basis[fid] = 1, P2P
             else:
                 value[fid], basis[fid] = len(call.relays), RELAYS
-    outbound = events[(events["kind"] == "message") & (events["direction"] == "up")]
-    sent = outbound.groupby("flow_id").size().to_dict()
+    sent: dict[int, int] = {}
+    for e in chat_events:
+        if e["kind"] == "message" and e["direction"] == "up":
+            sent[e["flow_id"]] = sent.get(e["flow_id"], 0) + 1
     for fid in walked:
         value[fid], basis[fid] = int(sent.get(fid, 0)), CHAT
     return [value.get(f) for f in flow_ids], [basis.get(f, "") for f in flow_ids]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from flowscope import schema
 from flowscope.geo.operators import META_ASNS
 from flowscope.geo.stage import P2P_MARK
 
@@ -33,8 +35,9 @@ CALL_GAP_NS = 60 * 1_000_000_000
 RELAY_PORT = 3478
 WHATSAPP_STUN_RULE = "WhatsApp message types"
 
-EVENT_COLUMNS = ["flow_id", "service", "kind", "ts_start", "ts_end", "direction", "bytes", "frames",
-                 "confidence", "detail"]
+# events before numbering: the EVENTS columns but event_id, times as int64 ns
+_UNNUMBERED = pa.schema([pa.field(c.name, pa.int64() if c.type == schema.TS_TYPE else c.type)
+                         for c in schema.EVENTS if c.name != "event_id"])
 
 
 @dataclass
@@ -50,19 +53,14 @@ class Call:
     confidence: str = "medium"
 
 
-def chat_events(frames: pd.DataFrame, services: dict) -> list[dict]:
-    """Events of the walked flows; `frames` has the FRAMES columns with int64 ns times."""
+def chat_events(frames: dict, units: dict, services: dict) -> list[dict]:
+    """Events of the walked flows. `frames`: flow_id -> [(ts_first, ts, direction,
+    frame_bytes, frame_index)] ordered by ts_first (up before down at equal times)."""
     out: list[dict] = []
-    if frames.empty:
-        return out
-    ordered = frames.assign(_down=frames["direction"] == "down").sort_values(
-        ["flow_id", "ts_first", "_down", "frame_index"], kind="stable")
-    for fid, f in ordered.groupby("flow_id", sort=True):
-        rows = list(zip(f["ts_first"].tolist(), f["ts"].tolist(), f["direction"].tolist(),
-                        f["frame_bytes"].tolist(), f["frame_index"].tolist()))
-        overhead = TLS_RECORD_OVERHEAD_BYTES if f["unit"].iat[0] == "tls-record" else 0
-        for group in _groups(rows):
-            out.append(_chat_event(int(fid), services[int(fid)], group, overhead))
+    for fid in sorted(frames):
+        overhead = TLS_RECORD_OVERHEAD_BYTES if units[fid] == "tls-record" else 0
+        for group in _groups(frames[fid]):
+            out.append(_chat_event(fid, services[fid], group, overhead))
     return out
 
 
@@ -105,40 +103,37 @@ def _kind(first: str, ups: list, downs: list, handshake: bool) -> tuple[str, str
     return "receipt", first, "low"
 
 
-def group_calls(flows: pd.DataFrame) -> list[Call]:
-    """WhatsApp call legs (service whatsapp.call) of one local device that overlap or follow
-    within CALL_GAP_NS form one call."""
-    legs = flows[flows["service"] == "whatsapp.call"].sort_values(["ts_start", "flow_id"], kind="stable")
+def group_calls(legs: list[dict]) -> list[Call]:
+    """WhatsApp call legs (flow rows of service whatsapp.call, with local_ip and
+    local_is_orig) of one local device that overlap or follow within CALL_GAP_NS form a call."""
     calls: list[Call] = []
     open_by_device: dict[str, Call] = {}
-    for r in legs.itertuples(index=False):
-        call = open_by_device.get(r.local_ip)
-        if call is None or r.ts_start - call.ts_end > CALL_GAP_NS:
-            call = open_by_device[r.local_ip] = Call(r.local_ip, ts_start=r.ts_start, ts_end=r.ts_end)
+    for r in sorted(legs, key=lambda r: (r["ts_start"], r["flow_id"])):
+        call = open_by_device.get(r["local_ip"])
+        if call is None or r["ts_start"] - call.ts_end > CALL_GAP_NS:
+            call = open_by_device[r["local_ip"]] = Call(r["local_ip"], ts_start=r["ts_start"], ts_end=r["ts_end"])
             calls.append(call)
-        call.flow_ids.append(int(r.flow_id))
-        call.ts_end = max(call.ts_end, r.ts_end)
-        call.bytes += int(r.bytes_orig + r.bytes_resp)
-        if _direct(r):
-            call.peers.add(r.remote_ip)
-            call.p2p_flow_ids.append(int(r.flow_id))
+        call.flow_ids.append(r["flow_id"])
+        call.ts_end = max(call.ts_end, r["ts_end"])
+        call.bytes += r["bytes_orig"] + r["bytes_resp"]
+        if is_direct(r):
+            call.peers.add(r["remote_ip"])
+            call.p2p_flow_ids.append(r["flow_id"])
         else:
-            call.relays.add(r.remote_ip)
-        if r.confidence == "high":
+            call.relays.add(r["remote_ip"])
+        if r["confidence"] == "high":
             call.confidence = "high"
     return calls
 
 
-def _direct(leg) -> bool:
+def is_direct(leg: dict) -> bool:
     """A peer-to-peer leg: so labelled by the classifier, or not a relay (not on the relay
     port, no WhatsApp STUN types, not in a Meta AS)."""
-    rule = leg.catalog_rule if isinstance(leg.catalog_rule, str) else ""
+    rule = leg.get("catalog_rule") or ""
     if P2P_MARK in rule:
         return True
-    remote_port = leg.resp_port if leg.local_is_orig else leg.orig_port
-    asn = leg.remote_asn if "remote_asn" in leg._fields else None
-    meta_as = isinstance(asn, (int, float)) and asn == asn and int(asn) in META_ASNS
-    return not (remote_port == RELAY_PORT or WHATSAPP_STUN_RULE in rule or meta_as)
+    remote_port = leg["resp_port"] if leg["local_is_orig"] else leg["orig_port"]
+    return not (remote_port == RELAY_PORT or WHATSAPP_STUN_RULE in rule or leg.get("remote_asn") in META_ASNS)
 
 
 def call_events(calls: list[Call]) -> list[dict]:
@@ -149,39 +144,48 @@ def call_events(calls: list[Call]) -> list[dict]:
             for c in calls]
 
 
-def flow_events(flows: pd.DataFrame, kind: str) -> list[dict]:
-    """One event per flow (media transfers, other Meta flows): its span, IP bytes, direction."""
-    out = []
-    for r in flows.itertuples(index=False):
-        up, down = (r.bytes_orig, r.bytes_resp) if r.local_is_orig else (r.bytes_resp, r.bytes_orig)
-        pay_up, pay_down = ((r.payload_bytes_orig, r.payload_bytes_resp) if r.local_is_orig
-                            else (r.payload_bytes_resp, r.payload_bytes_orig))
-        if kind == "media":
-            direction = "up" if pay_up > pay_down else "down"
-        else:
-            direction = "both" if pay_up and pay_down else ("up" if pay_up else "down" if pay_down else "both")
-        out.append({"flow_id": int(r.flow_id), "service": r.service, "kind": kind, "ts_start": r.ts_start,
-                    "ts_end": r.ts_end, "direction": direction, "bytes": int(up + down), "frames": 0,
-                    "confidence": r.confidence or "low", "detail": f"bytes_up={int(up)} bytes_down={int(down)}"})
-    return out
+def flow_events(flows: pa.Table, kind: str) -> pa.Table:
+    """One event per flow (media transfers, other Meta flows): its span, IP bytes, direction.
+    `flows` has the flows columns, local_is_orig and int64 ns times."""
+    orig = flows["local_is_orig"]
+    up = pc.if_else(orig, flows["bytes_orig"], flows["bytes_resp"])
+    down = pc.if_else(orig, flows["bytes_resp"], flows["bytes_orig"])
+    pay_up = pc.if_else(orig, flows["payload_bytes_orig"], flows["payload_bytes_resp"])
+    pay_down = pc.if_else(orig, flows["payload_bytes_resp"], flows["payload_bytes_orig"])
+    if kind == "media":  # the bulk of the payload says upload or download
+        direction = pc.if_else(pc.greater(pay_up, pay_down), "up", "down")
+    else:
+        only_up = pc.and_(pc.greater(pay_up, 0), pc.equal(pay_down, 0))
+        only_down = pc.and_(pc.greater(pay_down, 0), pc.equal(pay_up, 0))
+        direction = pc.if_else(only_up, "up", pc.if_else(only_down, "down", "both"))
+    n = flows.num_rows
+    detail = pc.binary_join_element_wise("bytes_up=", pc.cast(up, pa.string()), " bytes_down=",
+                                         pc.cast(down, pa.string()), "")
+    cols = {"flow_id": flows["flow_id"], "service": flows["service"], "kind": pa.array([kind] * n, pa.string()),
+            "ts_start": flows["ts_start"], "ts_end": flows["ts_end"], "direction": direction,
+            "bytes": pc.add(up, down), "frames": pa.array([0] * n, pa.int64()),
+            "confidence": pc.fill_null(flows["confidence"], "low"), "detail": detail}
+    return pa.table([cols[f.name].cast(f.type) for f in _UNNUMBERED], schema=_UNNUMBERED)
 
 
-def build(flows: pd.DataFrame, frames: pd.DataFrame, walked: set) -> tuple[pd.DataFrame, list[Call]]:
-    """All events, ordered and numbered. `flows` carries local_ip, local_is_orig and int64 ns
-    times; `walked` holds the ids of flows whose frames were walked."""
-    meta = flows[flows["is_meta"].fillna(False).astype(bool)]
-    services = dict(zip(meta["flow_id"].tolist(), meta["service"].tolist()))
-    services.update(zip(flows.loc[flows["flow_id"].isin(walked), "flow_id"].tolist(),
-                        flows.loc[flows["flow_id"].isin(walked), "service"].tolist()))
-    rows = chat_events(frames, services)
-    with_chat = {r["flow_id"] for r in rows}
-    calls = group_calls(meta)
-    rows += call_events(calls)
-    media = meta["service"] == "whatsapp.media"
-    rows += flow_events(meta[media], "media")
-    rest = meta[~media & (meta["service"] != "whatsapp.call") & ~meta["flow_id"].isin(with_chat)]
-    rows += flow_events(rest, "flow")
-    events = pd.DataFrame(rows, columns=EVENT_COLUMNS)
-    events = events.sort_values(["ts_start", "flow_id", "kind"], kind="stable").reset_index(drop=True)
-    events.insert(0, "event_id", range(len(events)))
-    return events, calls
+def build(flows: pa.Table, frames: dict, units: dict) -> tuple[pa.Table, list[Call], list[dict]]:
+    """(events table, calls, chat event rows). `flows`: the flows columns with local_ip,
+    local_is_orig and int64 ns times; `frames`/`units` as chat_events takes them."""
+    meta = flows.filter(pc.fill_null(flows["is_meta"], False))
+    ids = flows["flow_id"].to_pylist()
+    services = dict(zip(ids, flows["service"].to_pylist()))
+    chat = chat_events(frames, units, services)
+    legs = meta.filter(pc.equal(meta["service"], "whatsapp.call")).to_pylist()
+    calls = group_calls(legs)
+    with_chat = pa.array(sorted({r["flow_id"] for r in chat}), pa.int64())
+    service = meta["service"]
+    media = pc.fill_null(pc.equal(service, "whatsapp.media"), False)
+    rest = pc.and_(pc.and_(pc.invert(media), pc.fill_null(pc.not_equal(service, "whatsapp.call"), True)),
+                   pc.invert(pc.is_in(meta["flow_id"], value_set=with_chat)))
+    events = pa.concat_tables([pa.Table.from_pylist(chat + call_events(calls), schema=_UNNUMBERED),
+                               flow_events(meta.filter(media), "media"), flow_events(meta.filter(rest), "flow")])
+    events = events.sort_by([("ts_start", "ascending"), ("flow_id", "ascending"), ("kind", "ascending")])
+    columns = {"event_id": pa.array(range(events.num_rows), pa.int64()),
+               **{c: events[c] for c in events.column_names}}
+    return pa.table([columns[c.name].cast(c.type) for c in schema.EVENTS],
+                    schema=pa.schema([pa.field(c.name, c.type) for c in schema.EVENTS])), calls, chat

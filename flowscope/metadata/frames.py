@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from flowscope.dissect.whatsapp import parse_prologue
 
 WA_HEADER_BYTES = 3
+# Before the Noise protocol (prologue "WA" 1.x, 2015 and earlier) the 3-byte header was a
+# 4-bit flag (0x8: encrypted) + a 20-bit length (yowsup's stanza regulator); since "WA" 2.x
+# the whole 24 bits are the length (whatsmeow socket/framesocket.go).
+LEGACY_MAJOR_MAX = 1
+LEGACY_LENGTH_MASK = 0x0FFFFF
 TLS_HEADER_BYTES = 5
 TLS_CONTENT_TYPES = range(20, 25)  # change_cipher_spec, alert, handshake, application_data, heartbeat
 
@@ -118,10 +123,16 @@ class Walk:
     desync: bool    # a header that cannot be one (TLS walk only)
 
 
-def walk_wa(stream: Stream, client: bool) -> Walk | None:
+def client_version(stream: Stream) -> tuple[int, int] | None:
+    """The "WA" version bytes of the client's prologue, None if it does not start with one."""
+    status, pro = parse_prologue(stream.data)
+    return pro.version if status == "ok" else None
+
+
+def walk_wa(stream: Stream, client: bool, version: tuple[int, int] | None) -> Walk | None:
     """WhatsApp frames: 3-byte big-endian body length + body. The client's stream starts
     with the prologue ("ED" routing header, "WA" + version), which is not a frame; None if
-    the client stream does not start with it."""
+    the client stream does not start with it. `version` is the client's (None: unknown)."""
     data, pos = stream.data, 0
     if client:
         status, pro = parse_prologue(data)
@@ -130,9 +141,10 @@ def walk_wa(stream: Stream, client: bool) -> Walk | None:
         if status != "ok":  # cut short: by a hole, or by the end of the capture
             return Walk([], stream.holed, False)
         pos = pro.header_bytes
+    mask = LEGACY_LENGTH_MASK if version is not None and version[0] <= LEGACY_MAJOR_MAX else 0xFFFFFF
     frames = []
     while pos + WA_HEADER_BYTES <= len(data):
-        n = int.from_bytes(data[pos:pos + 3], "big")
+        n = int.from_bytes(data[pos:pos + 3], "big") & mask
         end = pos + WA_HEADER_BYTES + n
         if end > len(data):
             break

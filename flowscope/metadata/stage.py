@@ -2,21 +2,21 @@
 
 Runs after geo (it needs the labels and the remote end). Fills the flows' METADATA columns
 and returns the frames and events tables (schema.FRAMES, schema.EVENTS) and the compact
-`metadata` section of summary.json.
+`metadata` section of summary.json. Works on Arrow columns and Python lists: no pandas.
 """
 from __future__ import annotations
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope import schema
 from flowscope.metadata import counterparts, events as events_mod, volume
 from flowscope.metadata.sides import local_is_orig
 from flowscope.metadata.walked import Walked, walk_flows
 
-_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "pkts_orig", "pkts_resp", "bytes_orig",
+_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
                  "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
-                 "catalog_rule", "remote_ip", "remote_asn", "region", "operator_country"]
+                 "catalog_rule", "remote_ip", "remote_asn"]
 
 
 def empty_table(columns) -> pa.Table:
@@ -38,28 +38,20 @@ def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, rere
     local = local_is_orig(cols["orig_ip"], cols["resp_ip"], cols["remote_ip"])
     walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, cols["service"], local)
     frames = _frames_table(walked)
-    flows = _flows_frame(table, local)
-    events, calls = events_mod.build(flows, _frames_frame(walked), set(walked.counts))
-    table = _append_metadata(table, walked, events, calls)
-    events_table = _events_table(events)
-    notes = _notes(walked, events, calls, table)
-    return table, frames, events_table, notes
+    per_flow, units = _frames_by_flow(frames)
+    events, calls, chat = events_mod.build(_flows_view(table, local), per_flow, units)
+    table = _append_metadata(table, walked, chat, calls)
+    return table, frames, events, _notes(walked, events, calls, table)
 
 
-def _flows_frame(table: pa.Table, local: list) -> pd.DataFrame:
-    names = [c for c in _FLOW_COLUMNS if c in table.column_names]
-    sub = table.select(names)
+def _flows_view(table: pa.Table, local: list) -> pa.Table:
+    """The columns the events need, times as int64 ns, and which end is local."""
+    sub = table.select([c for c in _FLOW_COLUMNS if c in table.column_names])
     for c in ("ts_start", "ts_end"):
         sub = sub.set_column(sub.schema.get_field_index(c), c, sub[c].cast(pa.int64()))
-    df = sub.to_pandas()
-    df["local_is_orig"] = local
-    df["local_ip"] = df["orig_ip"].where(df["local_is_orig"], df["resp_ip"])
-    return df
-
-
-def _frames_frame(w: Walked) -> pd.DataFrame:
-    return pd.DataFrame({"flow_id": w.flow_id, "frame_index": w.frame_index, "ts": w.ts, "ts_first": w.ts_first,
-                         "direction": w.direction, "frame_bytes": w.frame_bytes, "unit": w.unit})
+    orig = pa.array(local, pa.bool_())
+    sub = sub.append_column("local_is_orig", orig)
+    return sub.append_column("local_ip", pc.if_else(orig, sub["orig_ip"], sub["resp_ip"]))
 
 
 def _frames_table(w: Walked) -> pa.Table:
@@ -75,19 +67,23 @@ def _frames_table(w: Walked) -> pa.Table:
     return pa.table(arrays)
 
 
-def _events_table(events: pd.DataFrame) -> pa.Table:
-    arrays = {}
-    for c in schema.EVENTS:
-        values = events[c.name].tolist()
-        arrays[c.name] = (pa.array(values, type=pa.int64()).cast(c.type) if c.type == schema.TS_TYPE
-                          else pa.array(values, type=c.type))
-    return pa.table(arrays)
+def _frames_by_flow(frames: pa.Table) -> tuple[dict, dict]:
+    """flow_id -> [(ts_first, ts, direction, frame_bytes, frame_index)] in table order, and
+    flow_id -> unit."""
+    cols = frames.select(["flow_id", "ts_first", "ts", "direction", "frame_bytes", "frame_index", "unit"])
+    cols = {c: (cols[c].cast(pa.int64()) if c.startswith("ts") else cols[c]).to_pylist() for c in cols.column_names}
+    per_flow: dict[int, list] = {}
+    units: dict[int, str] = {}
+    for fid, *row, unit in zip(*cols.values()):
+        per_flow.setdefault(fid, []).append(tuple(row))
+        units[fid] = unit
+    return per_flow, units
 
 
-def _append_metadata(table: pa.Table, walked: Walked, events: pd.DataFrame, calls: list) -> pa.Table:
+def _append_metadata(table: pa.Table, walked: Walked, chat: list, calls: list) -> pa.Table:
     ids = table["flow_id"].to_pylist()
     counts = [walked.counts.get(f) for f in ids]
-    value, basis = counterparts.per_flow(ids, events, calls, set(walked.counts))
+    value, basis = counterparts.per_flow(ids, chat, calls, set(walked.counts))
     new = {"frames_up": [c[0] if c else None for c in counts],
            "frames_down": [c[1] if c else None for c in counts],
            "frame_gaps": [c[2] if c else None for c in counts],
@@ -97,19 +93,19 @@ def _append_metadata(table: pa.Table, walked: Walked, events: pd.DataFrame, call
     return table
 
 
-def _notes(walked: Walked, events: pd.DataFrame, calls: list, table: pa.Table) -> dict:
+def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> dict:
     counts = list(walked.counts.values())
-    kinds = events["kind"].value_counts()
-    flows = table.select([c for c in _FLOW_COLUMNS if c in table.column_names]).to_pandas()
-    public_events = events.assign(ts_start=pd.to_datetime(events["ts_start"], utc=True))
+    kinds = events.group_by("kind").aggregate([([], "count_all")]).to_pydict()
+    directions = events.select(["kind", "direction"]).to_pydict()
     return {
         "frames": {"flows_walked": len(counts), "frames_up": sum(c[0] for c in counts),
                    "frames_down": sum(c[1] for c in counts), "gaps": sum(c[2] for c in counts),
                    **{k: v for k, v in sorted(walked.notes.items()) if v}},
-        "events_by_kind": {k: int(kinds[k]) for k in sorted(kinds.index)},
+        "events_by_kind": dict(sorted(zip(kinds["kind"], kinds["count_all"]))),
         "calls": len(calls),
         "call_seconds": round(sum((c.ts_end - c.ts_start) / 1e9 for c in calls), 3),
         "p2p_peers": len({p for c in calls for p in c.peers}),
-        "outbound_messages": int(((events["kind"] == "message") & (events["direction"] == "up")).sum()),
-        **volume.summary(flows, public_events),
+        "outbound_messages": sum(k == "message" and d == "up"
+                                 for k, d in zip(directions["kind"], directions["direction"])),
+        **volume.summary(table, events),
     }

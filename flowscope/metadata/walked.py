@@ -17,7 +17,7 @@ import numpy as np
 from flowscope.flows.layout import (
     CAPTURE, D, ISN, ND, NONE, ORIG_IS_A, PART, PAYLOAD, SERIAL, STREAM, STREAM_WA, STREAM_WEB,
 )
-from flowscope.metadata.frames import reassemble, walk_tls, walk_wa
+from flowscope.metadata.frames import client_version, reassemble, walk_tls, walk_wa
 
 UNITS = {STREAM_WA: ("whatsapp.chat", "wa-frame"), STREAM_WEB: ("whatsapp.web", "tls-record")}
 
@@ -98,10 +98,15 @@ def _walk_one(out: Walked, records, merged, m, fid, kind, ks, segments, local_is
             joined[d].extend(got[1 - d if swap else d])
     unit = UNITS[kind][1]
     up = down = gaps = 0
+    version = None
     for d in (0, 1):
         isn = int(merged[m, D + d * ND + ISN])
         stream = reassemble(joined[d], None if isn == NONE else isn)
-        walk = walk_wa(stream, client=d == 0) if kind == STREAM_WA else walk_tls(stream)
+        if kind == STREAM_WA:
+            version = client_version(stream) if d == 0 else version
+            walk = walk_wa(stream, d == 0, version)
+        else:
+            walk = walk_tls(stream)
         if walk is None:
             out.notes["walk-no-prologue"] += 1
             return
