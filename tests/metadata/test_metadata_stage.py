@@ -135,6 +135,7 @@ def test_tables_written_with_their_schemas_and_no_payload(result, tmp_path):
     assert not any(t == "binary" for t in map(str, pq.read_schema(tmp_path / "frames.parquet").types))
     summary = json.loads((tmp_path / "summary.json").read_text())
     md = summary["metadata"]
+    assert set(md) == set(schema.METADATA_SUMMARY_FIELDS)
     assert md["frames"]["flows_walked"] == 2 and md["calls"] == 1
     assert sum(md["events_by_kind"].values()) == len(result.events)
 
