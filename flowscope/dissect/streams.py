@@ -1,10 +1,10 @@
 """The TCP segments of walked streams: every payload packet of WhatsApp chat and Web flows.
 
 The flow table marks them (KEEP_STREAM); this store copies their bytes out of the read
-buffer once per batch with numpy (no Python object per packet while reading) and hands
-them out per flow record and direction at the end, in capture order. Bytes stay in
-memory only: the frame walk reads the 3-byte frame headers (or TLS record headers) and
-nothing is ever written.
+buffer into one bytes object per batch, with their columns as one numpy array (no Python
+object per packet is kept while reading), and hands them out per flow record and
+direction at the end, in capture order. Bytes stay in memory only: the frame walk reads
+the 3-byte frame headers (or TLS record headers) and nothing is ever written.
 """
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from flowscope.decode.layout import DIR, FLOW, KEEP, KEEP_HELLO, KEEP_STREAM, NT
 _COLS = [FLOW, DIR, SEQ, TS, PLEN, PCAP, POFF, NTH]
 
 
-def _gather(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """The captured payloads concatenated, and where each starts in the result."""
-    starts = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    total = int(lengths.sum())
-    if total == 0:
-        return b"", starts
-    idx = np.repeat(offsets - starts, lengths) + np.arange(total, dtype=np.int64)
-    return buf[idx].tobytes(), starts
+def _gather(buf: np.ndarray, offsets: list, lengths: list) -> tuple[bytes, list]:
+    """The captured payloads concatenated (one copy), and where each starts in the result."""
+    mv = memoryview(buf)
+    starts, pos = [], 0
+    for n in lengths:
+        starts.append(pos)
+        pos += n
+    return b"".join([mv[o:o + n] for o, n in zip(offsets, lengths)]), starts
 
 
 class StreamStore:
@@ -56,8 +55,7 @@ class StreamStore:
                     if got is not None:
                         self.extra[(part, f)] = [got]
             if len(cols):
-                lengths = np.maximum(cols[:, 5], 0)
-                blob, starts = _gather(buf, cols[:, 6], lengths)
+                blob, starts = _gather(buf, cols[:, 6].tolist(), np.maximum(cols[:, 5], 0).tolist())
                 self.chunks.append((part, cols[:, :6].copy(), blob, starts))
                 self.packets += len(cols)
         self._forget_hellos(P, part)
@@ -72,14 +70,15 @@ class StreamStore:
 
     def segments(self) -> dict[tuple, tuple[list, list]]:
         """(part, serial) -> per direction [(seq, ts_ns, payload bytes on the wire, captured
-        bytes)] in capture order (a segment cut by the snaplen holds fewer bytes than it says)."""
+        bytes)] in capture order (a segment cut by the snaplen holds fewer bytes than it says).
+        The captured bytes are memoryviews into the stored chunks: no copy."""
         out: dict[tuple, tuple[list, list]] = {}
         for key, segs in self.extra.items():
             out.setdefault(key, ([], []))[0].extend(segs)
         for part, cols, blob, starts in self.chunks:
             mv = memoryview(blob)
-            for (f, d, seq, ts, plen, cap), s in zip(cols.tolist(), starts.tolist()):
-                out.setdefault((part, f), ([], []))[d].append((seq, ts, plen, bytes(mv[s:s + max(cap, 0)])))
+            for (f, d, seq, ts, plen, cap), s in zip(cols.tolist(), starts):
+                out.setdefault((part, f), ([], []))[d].append((seq, ts, plen, mv[s:s + max(cap, 0)]))
         return out
 
     def merge(self, other: "StreamStore") -> None:
