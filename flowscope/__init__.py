@@ -3,8 +3,10 @@
     >>> import flowscope
     >>> result = flowscope.analyze(["captures/sample_session.pcap"])
     >>> result.flows.head()          # one row a bidirectional flow (pandas)
+    >>> result.frames.head()         # WhatsApp chat frames / Web TLS records: sizes and times
+    >>> result.events.head()         # messages, receipts, presence, calls, media, other flows
     >>> result.summary["captures"]   # per-file statistics
-    >>> result.write("out/")         # flows.parquet + summary.json
+    >>> result.write("out/")         # flows, frames and events .parquet + summary.json
 """
 from __future__ import annotations
 
