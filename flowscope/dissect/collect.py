@@ -61,8 +61,11 @@ class PayloadCollector:
         return c
 
     def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
-        self.streams(buf, P, part)
-        rows = np.flatnonzero(P[:, KEEP] & KEEP_EVIDENCE)
+        kept = np.flatnonzero(P[:, KEEP])
+        if not len(kept):
+            return
+        self.streams(buf, P, part, kept)
+        rows = kept[(P[kept, KEEP] & KEEP_EVIDENCE) != 0]
         if not len(rows):
             return
         self.counts["payload-packets-kept"] += len(rows)

@@ -35,38 +35,37 @@ class StreamStore:
         self.only = only                         # keep only these records (a second reading)
         self.packets = 0
 
-    def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
-        keep = P[:, KEEP]
-        if not (keep & (KEEP_STREAM | KEEP_HELLO)).any():
-            self._forget_hellos(P, part)
+    def __call__(self, buf: np.ndarray, P: np.ndarray, part: int, kept: np.ndarray | None = None) -> None:
+        """Take the batch's stream packets. `kept`: the rows with any KEEP bit, if the
+        caller already has them (one scan of the column a batch, not three)."""
+        if kept is None:
+            kept = np.flatnonzero(P[:, KEEP])
+        if not len(kept):
             return
-        for i in np.flatnonzero(keep & KEEP_HELLO).tolist():
+        bits = P[kept, KEEP]
+        for i in kept[(bits & KEEP_HELLO) != 0].tolist():
             f, _d, seq, ts, plen, cap, off, _n = P[i, _COLS].tolist()
             self.hello[(part, f)] = (seq, ts, plen, bytes(buf[off:off + max(cap, 0)]))
-        rows = np.flatnonzero(keep & KEEP_STREAM)
+        rows = kept[(bits & KEEP_STREAM) != 0]
         if len(rows):
-            cols = P[rows][:, _COLS]
-            if self.only is not None:
-                mask = np.array([(part, f) in self.only for f in cols[:, 0].tolist()], dtype=bool)
-                cols = cols[mask]
-            if self.hello:
-                for f in np.unique(cols[(cols[:, 1] == 0) & (cols[:, 7] == 1), 0]).tolist():
-                    got = self.hello.pop((part, f), None)
-                    if got is not None:
-                        self.extra[(part, f)] = [got]
-            if len(cols):
-                blob, starts = _gather(buf, cols[:, 6].tolist(), np.maximum(cols[:, 5], 0).tolist())
-                self.chunks.append((part, cols[:, :6].copy(), blob, starts))
-                self.packets += len(cols)
-        self._forget_hellos(P, part)
+            self._take(buf, P[rows][:, _COLS], part)
+        if self.hello:  # a hello's next segment has been judged: if not Web, drop the first
+            later = P[kept][:, _COLS]
+            for f in np.unique(later[(later[:, 7] >= 1) & (later[:, 1] == 0), 0]).tolist():
+                self.hello.pop((part, f), None)
 
-    def _forget_hellos(self, P: np.ndarray, part: int) -> None:
-        """A hello's second segment has been judged: not WhatsApp Web, drop the first."""
-        if not self.hello:
-            return
-        later = np.flatnonzero((P[:, NTH] >= 1) & (P[:, DIR] == 0) & (P[:, KEEP] != 0))
-        for f in np.unique(P[later, FLOW]).tolist():
-            self.hello.pop((part, f), None)
+    def _take(self, buf: np.ndarray, cols: np.ndarray, part: int) -> None:
+        if self.only is not None:
+            cols = cols[np.array([(part, f) in self.only for f in cols[:, 0].tolist()], dtype=bool)]
+        if self.hello:
+            for f in np.unique(cols[(cols[:, 1] == 0) & (cols[:, 7] == 1), 0]).tolist():
+                got = self.hello.pop((part, f), None)
+                if got is not None:
+                    self.extra[(part, f)] = [got]
+        if len(cols):
+            blob, starts = _gather(buf, cols[:, 6].tolist(), np.maximum(cols[:, 5], 0).tolist())
+            self.chunks.append((part, cols[:, :6].copy(), blob, starts))
+            self.packets += len(cols)
 
     def segments(self) -> dict[tuple, tuple[list, list]]:
         """(part, serial) -> per direction [(seq, ts_ns, payload bytes on the wire, captured

@@ -107,5 +107,5 @@ def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> di
         "p2p_peers": len({p for c in calls for p in c.peers}),
         "outbound_messages": sum(k == "message" and d == "up"
                                  for k, d in zip(directions["kind"], directions["direction"])),
-        **volume.summary(table, events),
+        **volume.summary(table),
     }

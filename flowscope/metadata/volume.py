@@ -137,12 +137,12 @@ def per_device(flows, events=None) -> pd.DataFrame:
     return out.merge(span, on="local_ip", how="left")
 
 
-def summary(flows, events=None) -> dict:
+def summary(flows) -> dict:
     """The compact numbers summary.json carries (the functions above give the detail)."""
     m = _meta(flows)
     if not m.num_rows:
         return {}
-    by_service = _volume(m, events, "service")
+    by_service = _volume(m, None, "service")
     eu = _leaving(m).set_index("basis")
     return {
         "bytes_by_service": dict(zip(by_service["service"], by_service["bytes"].astype(int).tolist())),
