@@ -172,8 +172,7 @@ def build(flows: pa.Table, frames: dict, units: dict) -> tuple[pa.Table, list[Ca
     """(events table, calls, chat event rows). `flows`: the flows columns with local_ip,
     local_is_orig and int64 ns times; `frames`/`units` as chat_events takes them."""
     meta = flows.filter(pc.fill_null(flows["is_meta"], False))
-    ids = flows["flow_id"].to_pylist()
-    services = dict(zip(ids, flows["service"].to_pylist()))
+    services = {fid: flows["service"][fid].as_py() for fid in frames}  # flow_id is the row number
     chat = chat_events(frames, units, services)
     legs = meta.filter(pc.equal(meta["service"], "whatsapp.call")).to_pylist()
     calls = group_calls(legs)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from flowscope import schema
 from flowscope.metadata import counterparts, events as events_mod, volume
-from flowscope.metadata.sides import local_is_orig
+from flowscope.metadata.sides import local_is_orig_columns
 from flowscope.metadata.walked import Walked, walk_flows
 
 _FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
@@ -34,9 +34,8 @@ def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, rere
     (None without classification: then nothing is walked and the columns stay null)."""
     if store is None or table.column("service").null_count == table.num_rows:
         return _with_nulls(table), empty_table(schema.FRAMES), empty_table(schema.EVENTS), {}
-    cols = table.select(["orig_ip", "resp_ip", "remote_ip", "service"]).to_pydict()
-    local = local_is_orig(cols["orig_ip"], cols["resp_ip"], cols["remote_ip"])
-    walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, cols["service"], local)
+    local = local_is_orig_columns(table)
+    walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, table["service"], local)
     frames = _frames_table(walked)
     per_flow, units = _frames_by_flow(frames)
     events, calls, chat = events_mod.build(_flows_view(table, local), per_flow, units)
@@ -44,7 +43,7 @@ def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, rere
     return table, frames, events, _notes(walked, events, calls, table)
 
 
-def _flows_view(table: pa.Table, local: list) -> pa.Table:
+def _flows_view(table: pa.Table, local) -> pa.Table:
     """The columns the events need, times as int64 ns, and which end is local."""
     sub = table.select([c for c in _FLOW_COLUMNS if c in table.column_names])
     for c in ("ts_start", "ts_end"):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.geo import regions
-from flowscope.metadata.sides import local_is_orig
+from flowscope.metadata.sides import local_is_orig_columns
 
 IN_EU_EEA = ("eu", "eea")
 OUTSIDE_EU_EEA = ("adequate", "third")
@@ -25,7 +25,7 @@ _NEEDED = ["flow_id", "is_meta", "ts_start", "ts_end", "orig_ip", "resp_ip", "re
 
 def _arrow(frame, columns=None) -> pa.Table:
     if isinstance(frame, pa.Table):
-        return frame
+        return frame if columns is None else frame.select([c for c in columns if c in frame.column_names])
     if columns is not None:
         frame = frame[[c for c in columns if c in frame.columns]]
     return pa.Table.from_pandas(frame, preserve_index=False)
@@ -35,8 +35,7 @@ def _meta(flows) -> pa.Table:
     """The Meta flows with local_ip, bytes, bytes_up, bytes_down, packets and hour added."""
     t = _arrow(flows, _NEEDED)
     m = t.filter(pc.fill_null(t["is_meta"], False))
-    remote = m["remote_ip"].to_pylist() if "remote_ip" in m.column_names else None
-    orig = pa.array(local_is_orig(m["orig_ip"].to_pylist(), m["resp_ip"].to_pylist(), remote), pa.bool_())
+    orig = pa.array(local_is_orig_columns(m), pa.bool_())
     added = {
         "local_ip": pc.if_else(orig, m["orig_ip"], m["resp_ip"]),
         "bytes": pc.add(m["bytes_orig"], m["bytes_resp"]),

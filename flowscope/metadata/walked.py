@@ -53,7 +53,8 @@ def _has_payload(records, k) -> bool:
 
 
 def walk_flows(records, dest, flow_of_merged, merged, store, reread, services, local_is_orig) -> Walked:
-    """Walk every eligible flow. `reread(capture, {(capture, serial)})` gives a StreamStore."""
+    """Walk every eligible flow. `services`: the flows' service column (Arrow); `local_is_orig`
+    per flow; `reread(capture, {(capture, serial)})` gives a StreamStore."""
     out = Walked()
     plans = []  # (merged row, flow id, stream kind, record indices from the stream start)
     for m, ks in _records_by_flow(records, dest).items():
@@ -64,7 +65,7 @@ def walk_flows(records, dest, flow_of_merged, merged, store, reread, services, l
         if any(_has_payload(records, k) for k in ks[:j]):
             out.notes["walk-skipped-no-stream-start"] += 1  # bytes before the detected start
             continue
-        if services[fid] != UNITS[kind][0]:
+        if services[fid].as_py() != UNITS[kind][0]:
             out.notes["walk-skipped-not-labelled"] += 1
             continue
         plans.append((m, fid, kind, ks[j:]))
