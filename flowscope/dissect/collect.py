@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 
 from flowscope.decode.layout import (
-    DIR, DPORT, FLOW, FSYN, KEEP, KEEP_EVIDENCE, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS,
+    DIR, DPORT, FLOW, FSYN, KEEP, KEEP_EVIDENCE, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS,
 )
 from flowscope.dissect import evidence as ev
 from flowscope.dissect.streams import StreamStore
@@ -64,8 +64,10 @@ class PayloadCollector:
         kept = np.flatnonzero(P[:, KEEP])
         if not len(kept):
             return
-        self.streams(buf, P, part, kept)
-        rows = kept[(P[kept, KEEP] & KEEP_EVIDENCE) != 0]
+        bits = P[kept, KEEP]
+        if self.streams.hello or (bits & (KEEP_STREAM | KEEP_HELLO)).any():
+            self.streams(buf, P, part, kept)
+        rows = kept[(bits & KEEP_EVIDENCE) != 0]
         if not len(rows):
             return
         self.counts["payload-packets-kept"] += len(rows)
