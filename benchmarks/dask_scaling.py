@@ -32,15 +32,15 @@ def child(config: dict) -> None:
     info: dict = {}
     if config["engine"] == "local":
         from flowscope.pipeline import run
-        table, captures, notes = run([config["file"]], settings)
+        finished = run([config["file"]], settings)
     else:
         from flowscope.engine.dask import run
-        table, captures, notes = run([config["file"]], settings, workers=config["workers"],
-                                     chunk_bytes=config["chunk_mb"] << 20, info=info)
-    result = AnalysisResult(table, captures, settings, notes)
+        finished = run([config["file"]], settings, workers=config["workers"],
+                       chunk_bytes=config["chunk_mb"] << 20, info=info)
+    result = AnalysisResult.from_finished(finished, settings)
     with tempfile.TemporaryDirectory() as out:
         result.write(out)
-    info.update(flows=table.num_rows, packets=result.summary["packets"], in_child_s=time.perf_counter() - t0)
+    info.update(flows=result.table.num_rows, packets=result.summary["packets"], in_child_s=time.perf_counter() - t0)
     print(json.dumps(info))
 
 

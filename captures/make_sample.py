@@ -6,7 +6,8 @@ Writes, next to this file:
 * ``sample_session.pcap``       classic pcap (microsecond, little-endian), link type
                                 Ethernet, frames in PCAPdroid "trailer" format;
 * ``sample_session.truth.json`` ground truth computed by re-reading the pcap that was
-                                just written (flow table, labels, chat frames, call).
+                                just written (flow table, labels, chat frames and events,
+                                media directions, call).
 
 Everything is made up by this script: no byte comes from a real capture. It is fully
 deterministic (fixed seed, fixed base time, no wall clock, standard library only), so
@@ -357,7 +358,8 @@ class Generator:
         self.packets: list[Packet] = []
         self.ports: set[int] = set()
         self.labels: dict[tuple, dict] = {}          # flow key -> labels (intent)
-        self.frames: dict[tuple, list] = defaultdict(list)  # chat flow key -> [(dir, n)]
+        self.frames: dict[tuple, list] = defaultdict(list)  # chat flow key -> [(dir, n, event)]
+        self.events: list[dict] = []   # scheduled chat events: kind, direction, what happened
         self._flow_labels: dict[tuple, int] = {}
 
     # helpers
@@ -373,6 +375,10 @@ class Generator:
 
     def emit(self, t, src, dst, proto, l4, app, ttl, flow_label=0):
         self.packets.append(Packet(t, src, dst, proto, l4, app, ttl, flow_label, len(self.packets)))
+
+    def chat_event(self, kind, direction, scheduled) -> None:
+        """Frames written from now on belong to a new chat event (truth only: no RNG use)."""
+        self.events.append({"kind": kind, "direction": direction, "scheduled": scheduled})
 
     def label(self, l4, a, ap, b, bp, **kw):
         self.labels[flow_key(l4, a, ap, b, bp)] = kw
@@ -515,8 +521,9 @@ class Chat:
         self.c = conn
 
     def frame(self, side, n):
-        self.c.g.frames[self.c.key].append(("up" if side == "c" else "down", n))
-        return len24(n), self.c.g.rb(n)
+        g = self.c.g
+        g.frames[self.c.key].append(("up" if side == "c" else "down", n, len(g.events) - 1))
+        return len24(n), g.rb(n)
 
     def send(self, t, side, sizes, mode="each", gap_us=150):
         """mode: 'each' one segment per frame; 'hdr' the 3-byte length header in its own
@@ -549,6 +556,7 @@ class Chat:
         self.c.ack(t + us(0.040), "c")
         if receipts:
             t2 = t + us(self.c.g.rng.uniform(0.8, 1.6))
+            self.c.g.chat_event("receipt", "down", "out:receipt")  # the recipient's delivery receipt
             self.send(t2, "s", [self.c.g.rng.randint(74, 82)])
             self.c.ack(t2 + us(0.040), "c")
             t = t2
@@ -606,6 +614,16 @@ def tls_exchange(g: Generator, conn: TCPConn, t, up, down):
     return conn.bulk(t, "s", data, gap_us=70)
 
 
+# What each scheduled chat event is, in the event kinds of flowscope's events table
+# (kind, direction of the first frame): call signalling names the peer like a message does.
+TRUTH_KIND = {
+    "typing": ("presence", "up"), "out": ("message", "up"), "in": ("message", "down"),
+    "ka": ("presence", "up"), "out-retx": ("message", "up"), "call-offer": ("message", "up"),
+    "call-accept": ("message", "down"), "call-end": ("message", "up"), "burst": ("message", "up"),
+    "in-img": ("message", "down"),
+}
+
+
 def build(g: Generator):
     rng = g.rng
 
@@ -621,6 +639,7 @@ def build(g: Generator):
     conn = TCPConn(g, WA, PHONE4, WA_CHAT4, 5222, 57, 18.0, "whatsapp.chat")
     chat = Chat(conn)
     t = conn.handshake(us(0.050))                     # SYN->SYN-ACK 18.0 ms, ACK +0.3 ms
+    g.chat_event("handshake", "both", "handshake")  # Noise handshake and login stanzas
     t = chat.prologue_and_hello(t + 200)
     t += conn.rtt
     chat.send(t, "s", [347, 54], "coalesce")          # server hello + one more frame
@@ -649,6 +668,7 @@ def build(g: Generator):
     ]
     for ev in chat_events:
         t0, kind = us(ev[0]), ev[1]
+        g.chat_event(*TRUTH_KIND[kind], kind)
         if kind == "typing":
             chat.typing(t0)
         elif kind == "out":
@@ -666,6 +686,7 @@ def build(g: Generator):
             chat.send(t1, "s", [rng.randint(44, 56)])
             conn.ack(t1 + us(0.040), "c")
             t2 = t1 + us(1.1)
+            g.chat_event("receipt", "down", "out-retx:receipt")
             chat.send(t2, "s", [79])
             conn.ack(t2 + us(0.040), "c")
         elif kind == "call-offer":
@@ -793,7 +814,7 @@ def build(g: Generator):
     g.dns(us(139.9), WA, "mmg.whatsapp.net", "A",
           [("mmg.whatsapp.net", "CNAME", 300, "media-fra3-1.cdn.whatsapp.net"),
            ("media-fra3-1.cdn.whatsapp.net", "A", 300, WA_MEDIA)], 14.3, "whatsapp.other")
-    mc = TCPConn(g, WA, PHONE4, WA_MEDIA, 443, 57, 16.0, "whatsapp.media")
+    mc = TCPConn(g, WA, PHONE4, WA_MEDIA, 443, 57, 16.0, "whatsapp.media", media_direction="up")
     t = mc.handshake(us(139.93))
     t = tls_open(g, mc, t + 150, "media-fra3-1.cdn.whatsapp.net", (b"h2",), 2480, 290)
     upload = 200_000
@@ -903,7 +924,7 @@ def build(g: Generator):
     # ---- WhatsApp media download of the inbound image -------------------------------
     g.dns(us(520.35), WA, "media-fra3-1.cdn.whatsapp.net", "A",
           [("media-fra3-1.cdn.whatsapp.net", "A", 300, WA_MEDIA)], 13.7, "whatsapp.other")
-    dc = TCPConn(g, WA, PHONE4, WA_MEDIA, 443, 57, 16.0, "whatsapp.media")
+    dc = TCPConn(g, WA, PHONE4, WA_MEDIA, 443, 57, 16.0, "whatsapp.media", media_direction="down")
     t = dc.handshake(us(520.38))
     t = tls_open(g, dc, t + 150, "media-fra3-1.cdn.whatsapp.net", (b"h2",), 2480, 270)
     t = tls_exchange(g, dc, t + us(0.002), 160, 14_200)
@@ -913,6 +934,7 @@ def build(g: Generator):
     c6 = TCPConn(g, WA, PHONE6, WA_CHAT6, 443, 57, 19.5, "whatsapp.chat")
     ch6 = Chat(c6)
     t = c6.handshake(us(500.0))
+    g.chat_event("handshake", "both", "handshake")  # Noise handshake and login stanzas
     t = ch6.prologue_and_hello(t + 200)
     t += c6.rtt
     ch6.send(t, "s", [339, 54], "coalesce")
@@ -921,6 +943,7 @@ def build(g: Generator):
     t += c6.rtt
     t = ch6.send(t, "s", [61, 44, 730], "coalesce")
     c6.ack(t + 200, "c")
+    g.chat_event(*TRUTH_KIND["ka"], "ka")
     ch6.keepalive(us(503.0))
     c6.close(us(507.5), "c")
 
@@ -1046,6 +1069,29 @@ def parse_frames(data, when, client):
     return frames, off
 
 
+def parse_iso(text: str) -> int:
+    """Microseconds since the epoch of an iso() string."""
+    day, clock = text.rstrip("Z").split("T")
+    hms, frac = clock.split(".")
+    y, mo, d = (int(x) for x in day.split("-"))
+    h, mi, sec = (int(x) for x in hms.split(":"))
+    return calendar.timegm((y, mo, d, h, mi, sec)) * 1_000_000 + int(frac)
+
+
+def chat_truth_events(g: Generator, frames: list) -> list:
+    """The scheduled chat events of one flow, from the frames they wrote, in time order."""
+    by_event: dict[int, list] = defaultdict(list)
+    for x in frames:
+        by_event[x["event"]].append(x)
+    out = []
+    for e, fr in by_event.items():
+        out.append({**g.events[e], "ts_start": iso(min(x["ts_first"] for x in fr)),
+                    "ts_end": iso(max(x["ts"] for x in fr)),
+                    "frames_up": sum(x["direction"] == "up" for x in fr),
+                    "frames_down": sum(x["direction"] == "down" for x in fr)})
+    return sorted(out, key=lambda x: x["ts_start"])
+
+
 def compute_truth(g: Generator, pcap: bytes, records) -> dict:
     flows: dict[tuple, dict] = {}
     dns_cache = []  # (ts, address, qname)
@@ -1142,16 +1188,22 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
                 if o:
                     f["prologue_hex"] = data[:data.index(b"WA") + 4].hex()
             frames.sort(key=lambda x: (x["ts_first"], x["direction"] == "down"))
-            # cross-check against what the generator meant to write
+            # cross-check against what the generator meant to write, and tag each frame
+            # with the scheduled event that wrote it
             for o, dname in ((True, "up"), (False, "down")):
-                got = [x["frame_bytes"] for x in frames if x["direction"] == dname]
-                want = [n for dd, n in g.frames[key] if dd == dname]
-                assert got == want, (key, dname, got, want)
+                mine = [x for x in frames if x["direction"] == dname]
+                want = [(n, e) for dd, n, e in g.frames[key] if dd == dname]
+                assert [x["frame_bytes"] for x in mine] == [n for n, _e in want], (key, dname)
+                for x, (_n, e) in zip(mine, want):
+                    x["event"] = e
+            f["events"] = chat_truth_events(g, frames)
             f["frames"] = [{"ts": iso(x["ts"]), "ts_first": iso(x["ts_first"]),
                             "direction": x["direction"], "frame_bytes": x["frame_bytes"]}
                            for x in frames]
             f["frames_up"] = sum(x["direction"] == "up" for x in frames)
             f["frames_down"] = sum(x["direction"] == "down" for x in frames)
+        if lab.get("media_direction"):
+            f["media_direction"] = lab["media_direction"]
         if lab.get("call_role"):
             f["call_role"] = lab["call_role"]
             pending, mine = {}, []
@@ -1193,12 +1245,21 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
              "bytes_orig", "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "ts_start",
              "ts_end", "duration_s", "rtt_ms", "retransmitted_segments", "app", "app_uid",
              "pcapdroid_trailer", "service", "hostname", "sni", "note", "dns", "call_role",
-             "prologue_hex", "frames_up", "frames_down", "frames"]
+             "prologue_hex", "frames_up", "frames_down", "frames", "events", "media_direction"]
     out_flows = [{k: f[k] for k in order if k in f} for f in out_flows]
     for k in ("relays", "peers", "mapped_addresses", "stun_transactions"):
         call[k].sort(key=lambda x: json.dumps(x, sort_keys=True))
     call["stun_transactions"].sort(key=lambda x: x["request_ts"])
     call["relays"].sort(key=lambda x: x["ts_start"])
+    legs = call["relays"] + call["peers"]
+    start, end = min(x["ts_start"] for x in legs), max(x["ts_end"] for x in legs)
+    call["summary"] = {
+        "ts_start": start, "ts_end": end,
+        "duration_s": round((parse_iso(end) - parse_iso(start)) / 1e6, 6),
+        "relays": sorted(x["ip"] for x in call["relays"]),
+        "p2p_peers": sorted(x["ip"] for x in call["peers"]),
+        "legs": len(legs),
+    }
 
     n_tr = sum(1 for _, _, a in records if a is not None)
     svc = Counter(f["service"] for f in out_flows)
@@ -1249,6 +1310,12 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
                        "length header (body length, header excluded); the ED/WA prologue is not a "
                        "frame. ts_first = packet carrying the first length byte, ts = packet "
                        "carrying the last body byte (frame complete)."),
+            "events": ("chat flows: each scheduled event (the generator's schedule) with the frames it "
+                       "wrote: kind and direction in flowscope's event vocabulary (message, receipt, "
+                       "presence, handshake; call signalling names the peer like a message), ts_start = "
+                       "first frame's ts_first, ts_end = last frame's ts. A sent message's delivery "
+                       "receipt, 0.8-1.6 s later, is an event of its own"),
+            "media_direction": "whatsapp.media flows: up = upload from the phone, down = download",
             "call": ("relay STUN RTT = Binding request -> success response with the same "
                      "transaction id; call media is thinned: 20 ms packets only for the first 2 s "
                      "(relay) / 1 s (peer), then one packet a second each way, to keep the file small"),

@@ -3,6 +3,8 @@
     >>> import flowscope
     >>> result = flowscope.analyze(["captures/sample_session.pcap"])
     >>> result.flows.head()          # one row a bidirectional flow (pandas)
+    >>> result.frames.head()         # WhatsApp chat frames / Web TLS records: sizes and times
+    >>> result.events.head()         # messages, receipts, presence, calls, media, other flows
     >>> result.summary["captures"]   # per-file statistics
     >>> result.write("out/")         # tables, charts, report.html/pdf, manifest.json
 """
@@ -20,37 +22,47 @@ __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "Usag
 
 
 class AnalysisResult:
-    """What `analyze` returns: the flow table and per-capture statistics."""
+    """What `analyze` returns: the flow, frame and event tables and per-capture statistics."""
 
-    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None, *,
-                 events_table=None, frames_table=None, analysed_at: str | None = None):
+    def __init__(self, table, captures: list, settings: Settings, notes: dict | None = None,
+                 frames_table=None, events_table=None, *, analysed_at: str | None = None):
+        from flowscope import schema
+        from flowscope.metadata.stage import empty_table
         from flowscope.report.manifest import now_utc
         self.table = table          # pyarrow.Table with the columns of schema.FLOWS
         self.captures = captures    # one CaptureStats per input file
         self.settings = settings
         self.notes = notes or {}    # what later stages report: catalog version, dissector counts
-        self.events_table = events_table  # pyarrow.Table (schema.EVENTS) from the metadata stage, or None
-        self.frames_table = frames_table  # pyarrow.Table (schema.FRAMES), or None
+        self.frames_table = frames_table if frames_table is not None else empty_table(schema.FRAMES)
+        self.events_table = events_table if events_table is not None else empty_table(schema.EVENTS)
         self.analysed_at = analysed_at or now_utc()  # ISO 8601 UTC; manifest.json and one report line
         self.write_notes: list[str] = []  # what write() could not do (e.g. no Chromium for the PDF)
-        self._flows = None
+        self._pandas: dict = {}
+
+    @classmethod
+    def from_finished(cls, finished, settings: Settings) -> "AnalysisResult":
+        """From pipeline.run / Analysis.finish."""
+        return cls(finished.flows, finished.captures, settings, finished.notes, finished.frames, finished.events)
+
+    def _df(self, name: str, table):
+        if name not in self._pandas:
+            self._pandas[name] = table.to_pandas()
+        return self._pandas[name]
 
     @property
     def flows(self):
         """The flow table as a pandas DataFrame (converted once, on first use)."""
-        if self._flows is None:
-            self._flows = self.table.to_pandas()
-        return self._flows
-
-    @property
-    def events(self):
-        """Events as a pandas DataFrame, or None when the metadata stage made none."""
-        return None if self.events_table is None else self.events_table.to_pandas()
+        return self._df("flows", self.table)
 
     @property
     def frames(self):
-        """Frames as a pandas DataFrame, or None."""
-        return None if self.frames_table is None else self.frames_table.to_pandas()
+        """WhatsApp chat frames and WhatsApp Web TLS records (pandas, converted on first use)."""
+        return self._df("frames", self.frames_table)
+
+    @property
+    def events(self):
+        """Events: chat heuristics, calls, media transfers, other Meta flows (pandas)."""
+        return self._df("events", self.events_table)
 
     @property
     def summary(self) -> dict:
@@ -108,9 +120,9 @@ def analyze(paths, settings: Settings | None = None, *, engine: str = "local", s
         settings = Settings(**{**settings.__dict__, **options})
     if engine == "dask":
         from flowscope.engine.dask import CHUNK_BYTES, run as run_dask
-        table, captures, notes = run_dask(paths, settings, scheduler, workers,
-                                          CHUNK_BYTES if chunk_bytes is None else chunk_bytes or None)
+        finished = run_dask(paths, settings, scheduler, workers,
+                            CHUNK_BYTES if chunk_bytes is None else chunk_bytes or None)
     else:
         from flowscope.pipeline import run
-        table, captures, notes = run(paths, settings)
-    return AnalysisResult(table, captures, settings, notes)
+        finished = run(paths, settings)
+    return AnalysisResult.from_finished(finished, settings)

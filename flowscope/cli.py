@@ -154,8 +154,7 @@ def cmd_analyze(args) -> int:
     else:
         total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
         show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
-        table, captures, notes = _run_with_progress(args.captures, settings, show, hashes)
-        result = AnalysisResult(table, captures, settings, notes)
+        result = AnalysisResult.from_finished(_run_with_progress(args.captures, settings, show, hashes), settings)
     result.write(out, force=args.force, **write_options(args))
     for err in result.errors:
         print(f"flowscope: error: {err}", file=sys.stderr)
@@ -215,6 +214,11 @@ def _print_summary(result, out: Path) -> None:
               + (f"; {geo['impossible']:,} flows with a database location ruled out by RTT" if geo["impossible"] else ""))
     for w in (geo or {}).get("warnings", []):
         print(f"note: {w}")
+    md = s.get("metadata")
+    if md:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
+        print(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
+              f"{md['frames']['frames_down']:,} down); events: {kinds}")
 
 
 def _print_written(out: Path, notes: list[str]) -> None:

@@ -11,7 +11,7 @@ import gc
 import lzma
 import zlib
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,8 @@ from flowscope import hashing, schema
 from flowscope.errors import CaptureError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.flows.finalize import flow_order, to_table
-from flowscope.flows.layout import CAPTURE, ORIG_IS_A, PART
+from flowscope.dissect.streams import StreamStore
+from flowscope.flows.layout import CAPTURE, HASH, OPEN_AT_END, ORIG_IS_A, PART, STREAM
 from flowscope.flows.merge import merge_parts
 from flowscope.flows.table import FlowTable
 from flowscope.settings import Settings
@@ -49,18 +50,22 @@ def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats)
 
 def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
               collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None,
-              open_reader: Callable = open_capture) -> np.ndarray:
+              open_reader: Callable = open_capture, carry=(), carry_always: bool = False) -> np.ndarray:
     """Read one file (or, through `open_reader`, a byte range of one) into flow records
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
-    collected payload carry it, so parts read anywhere can be joined."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
+    collected payload carry it, so parts read anywhere can be joined.
+
+    `carry`: key hashes of walked streams (WhatsApp chat/Web) open at the end of parts read
+    before, whose continuation here keeps all its payload too."""
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
+                      carry=carry, carry_always=carry_always)
     P = new_batch(settings.batch_packets)
     reader = None
     try:
         reader = open_reader(path, capture)
         capture.format = capture.format or reader.format
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
-            table.add(P, n, part=index, capture=index)
+            table.add(P, n, part=index, capture=index, buf=buf)
             _note_batch(buf, P, n, capture)
             if collector:
                 collector(buf, P[:n], index)
@@ -93,8 +98,8 @@ def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -
 
 
 def run(paths: list[str], settings: Settings, on_progress: Callable[[int, int], None] | None = None,
-        hashes: dict | None = None):
-    """Analyse `paths`; return (flows as an Arrow table, list of CaptureStats, stage notes).
+        hashes: dict | None = None) -> "Finished":
+    """Analyse `paths`; return a Finished: (flows, captures, notes, frames, events).
 
     `hashes` may hold hashing.start(paths) begun earlier (the CLI starts it before imports).
     """
@@ -149,22 +154,27 @@ class Analysis:
         self.captures: list[CaptureStats] = []
         self.parts: list[np.ndarray] = []
         self._file_of_part: list[int] = []  # index into captures
+        self._sources: list[tuple | None] = []  # (path, open_reader) a part, to read it again
         self.collector = new_collector(settings, parts)
         # Engines that read a file in pieces: fn(merged records, part index of each merged
         # row's last part) sets, in place, what only a one-pass read of the file knows.
         self.settle_merged: Callable[[np.ndarray, np.ndarray], None] | None = None
         self._geo = _open_geo(settings)  # opens while the parts are read
+        self._carry: set[int] = set()    # walked streams open at the end of a file read so far
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
-        self.add_part(read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress), cap)
+        part = read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress,
+                         carry=self._carry)
+        self.add_part(part, cap, source=(str(path), open_capture))
         return cap
 
-    def add_part(self, records: np.ndarray, capture: CaptureStats) -> None:
+    def add_part(self, records: np.ndarray, capture: CaptureStats, source: tuple | None = None) -> None:
         """Take a part read elsewhere by read_part(..., index=len(self.parts), ...); its payload
         goes into self.collector by the caller. `capture` is the entry of the file it came
         from: new files are appended to `captures`, a later chunk of a file already there
-        passes that same object (filled in by the caller)."""
+        passes that same object (filled in by the caller). `source` is (path, open_reader)
+        to read the part again (see _reread)."""
         if len(records) and (records[:, CAPTURE] != len(self.parts)).any():
             raise ValueError(f"part records carry another part index than {len(self.parts)}")
         file = next((k for k, c in enumerate(self.captures) if c is capture), None)
@@ -173,9 +183,27 @@ class Analysis:
             file = len(self.captures) - 1
         self.parts.append(records)
         self._file_of_part.append(file)
+        self._sources.append(source)
+        walked_open = (records[:, OPEN_AT_END] == 1) & (records[:, STREAM] > 0)
+        self._carry.update(records[walked_open, HASH].tolist())
 
-    def finish(self, hashes: dict | None = None, final: bool = True):
-        """(flows as an Arrow table, list of CaptureStats, stage notes) for the parts so far.
+    def _reread(self, part: int, records: set) -> StreamStore:
+        """The streams of `records` ((part, serial) of this part), read again: needed when the
+        part was read without knowing the walked streams open at the end of the part before
+        it (files given out of time order; parts read in parallel by an engine)."""
+        from flowscope.flows.layout import SERIAL
+        if self._sources[part] is None:
+            raise ValueError(f"part {part} cannot be read again: added without its source")
+        path, open_reader = self._sources[part]
+        rows = self.parts[part]
+        hashes = rows[np.isin(rows[:, SERIAL], [s for _c, s in records]), HASH].tolist()
+        probe = _StreamsOnly(self.collector.keep, records)
+        read_part(path, part, CaptureStats(path=path), self.settings, probe, open_reader=open_reader,
+                  carry=hashes, carry_always=True)
+        return probe.streams
+
+    def finish(self, hashes: dict | None = None, final: bool = True) -> "Finished":
+        """Finished(flows, captures, notes, frames, events) for the parts so far.
 
         `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
         paths = [c.path for c in self.captures]
@@ -204,18 +232,42 @@ class Analysis:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
         notes.update(geo_notes)
-        for c in schema.METADATA:  # filled by the metadata stage (issue 5)
-            table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        from flowscope.metadata.stage import describe
+        table, frames, events, meta_notes = describe(
+            table, records, dest, flow_of_merged, merged,
+            self.collector.streams if self.collector else None, self._reread)
+        if meta_notes:
+            notes["metadata"] = meta_notes
         if hashes is not None:
             for cap in self.captures:
                 if cap.path in hashes:
                     cap.sha256 = hashes[cap.path].result()
-        return table, self.captures, notes
+        return Finished(table, self.captures, notes, frames, events)
 
     @staticmethod
     def _width() -> int:
         from flowscope.flows.layout import NF
         return NF
+
+
+class _StreamsOnly:
+    """A collector for a second reading of a file: only the named records' streams."""
+
+    def __init__(self, keep, records: set):
+        self.keep = keep
+        self.streams = StreamStore(only=records)
+
+    def __call__(self, buf, P, part) -> None:
+        self.streams(buf, P, part)
+
+
+class Finished(NamedTuple):
+    """What Analysis.finish (and run) return; unpacks as (flows, captures, notes, frames, events)."""
+    flows: pa.Table          # schema.FLOWS
+    captures: list           # CaptureStats per input file, in the order given
+    notes: dict              # what the stages report for summary.json
+    frames: pa.Table         # schema.FRAMES
+    events: pa.Table         # schema.EVENTS
 
 
 def _open_geo(settings: Settings):

@@ -88,10 +88,10 @@ GEO = (
 )
 
 METADATA = (
-    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked."),
+    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked (only whatsapp.chat and whatsapp.web flows whose stream start was captured are)."),
     Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
-    Column("frame_gaps", pa.int64(), "Times the frame walk stopped at missing stream bytes (a capture gap); frames after a gap are not guessed."),
-    Column("counterparts", pa.int64(), "Distinct counterparts the flow reveals to its operator (see counterparts_basis and docs/metadata.md): the peer of a direct call leg, the relays of a call, or the outbound message-like events of a chat flow (a lower bound)."),
+    Column("frame_gaps", pa.int64(), "Directions (0-2) whose frame walk stopped at stream bytes the capture does not hold (a lost segment, a snaplen cut); frames after a gap are not guessed."),
+    Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted; for a walked chat flow, its outbound message events, each naming at least one recipient to the operator (a lower bound on recipient identifiers sent); null otherwise."),
     Column("counterparts_basis", pa.string(), "How counterparts was derived: p2p-peer, call-relays, chat-outbound-messages, or empty."),
 )
 
@@ -99,26 +99,26 @@ FLOWS = FLOW_BASE + LABELS + GEO + METADATA
 
 FRAMES = (
     Column("flow_id", pa.int64(), "The flow (flows.parquet flow_id)."),
-    Column("frame_index", pa.int64(), "Position of the frame in its flow and direction, from 0."),
+    Column("frame_index", pa.int64(), "Position of the frame in its flow and direction, from 0 (rows are ordered by flow, ts_first, up before down)."),
     Column("ts", TS_TYPE, "Time of the packet that completed the frame (its last byte)."),
     Column("ts_first", TS_TYPE, "Time of the packet that carried the frame's first header byte."),
     Column("direction", pa.string(), "up: sent by the local device; down: towards it."),
-    Column("frame_bytes", pa.int64(), "Frame body length from its 3-byte header (header excluded); for TLS records, the record length."),
+    Column("frame_bytes", pa.int64(), "Frame body length from its 3-byte header (header excluded; 20 bits after a 4-bit flag for the pre-2016 WA 1.x protocol); for TLS records, the record length (5-byte header excluded)."),
     Column("unit", pa.string(), "wa-frame (WhatsApp Noise frame) or tls-record (WhatsApp Web over TLS)."),
 )
 
 EVENTS = (
     Column("event_id", pa.int64(), "Sequential id in order of ts_start (ties: flow_id, then kind)."),
-    Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the first relay or leg flow)."),
+    Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the call's first leg; detail lists every leg)."),
     Column("service", pa.string(), "Service of the flow (flows.parquet service)."),
     Column("kind", pa.string(), "message, receipt, presence, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
-    Column("ts_start", TS_TYPE, "First packet or frame of the event."),
-    Column("ts_end", TS_TYPE, "Last packet or frame of the event."),
-    Column("direction", pa.string(), "up (from the local device), down, or both."),
-    Column("bytes", pa.int64(), "Frame bytes of the event (chat), else IP bytes."),
+    Column("ts_start", TS_TYPE, "First packet or frame of the event (a frame's ts_first)."),
+    Column("ts_end", TS_TYPE, "Last packet or frame of the event (a frame's ts)."),
+    Column("direction", pa.string(), "Who started it: up (the local device), down (the other end); both for handshakes and calls; for a flow event the side(s) that sent payload; for media the side that sent the bulk."),
+    Column("bytes", pa.int64(), "Frame bytes of the event (chat: frame_bytes summed), else IP bytes."),
     Column("frames", pa.int64(), "Frames in the event (0 where not a chat event)."),
-    Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing)."),
-    Column("detail", pa.string(), "Short machine-readable detail, e.g. 'relays=2 p2p_legs=1' for a call."),
+    Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing, docs/metadata.md)."),
+    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down='; call 'duration_s= relays= p2p_legs= flows=<flow ids>'; media and flow 'bytes_up= bytes_down='."),
 )
 
 CAPTURE_FIELDS = {
@@ -133,6 +133,19 @@ CAPTURE_FIELDS = {
     "packets_truncated": "Packets cut by the snaplen (still decoded when the headers survived).",
     "duplicates": "Packets suppressed as mirror-port duplicates.",
     "error": "null, or the one-line message of the error that stopped reading this file.",
+}
+
+
+METADATA_SUMMARY_FIELDS = {
+    "frames": "flows_walked, frames_up, frames_down, gaps (sums of the flows' columns), and counts of walks skipped or cut: walk-desync (a TLS record header that cannot be one), walk-no-prologue, walk-skipped-*, walk-files-read-again (a file read a second time because it came before the file where its flow began).",
+    "events_by_kind": "Events per kind.",
+    "calls": "Calls (WhatsApp call legs of one device within 60 s of each other).",
+    "call_seconds": "Their summed duration, first to last packet of any leg, s.",
+    "p2p_peers": "Distinct peer addresses of direct call legs.",
+    "outbound_messages": "Message events sent by the local devices (each names a recipient to the operator).",
+    "bytes_by_service": "IP bytes of WhatsApp/Meta flows per service (metadata.volume.volume_by).",
+    "leaving_eu_eea": "Per basis (location: region of the remote end; operator: operator_country): flows, bytes, bytes_eu_eea, bytes_outside, bytes_unknown, share_outside, share_not_eu_eea (metadata.volume.leaving_eu).",
+    "local_devices": "Distinct local addresses with WhatsApp/Meta flows (metadata.volume.per_device).",
 }
 
 
@@ -156,6 +169,10 @@ def markdown() -> str:
         lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in cols]
     lines += ["", "## summary.json: `captures[]`", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in CAPTURE_FIELDS.items()]
+    lines += ["", "## summary.json: `metadata`", "",
+              "Present when classification ran; how each number is derived: docs/metadata.md.", "",
+              "| field | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in METADATA_SUMMARY_FIELDS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -12,21 +12,24 @@ def _rows(table):
 def test_snapshot_then_more_parts_equals_batch_run(tmp_path):
     paths = [str(p) for p in split_pcap(SAMPLE, [300, 700], tmp_path)]
     settings = Settings()
-    batch, _, batch_notes = run(paths, settings)
+    batch = run(paths, settings)
     live = Analysis(settings, parts=None)
     live.add(paths[0])
-    early, _, _ = live.finish(final=False)
-    assert 0 < early.num_rows <= batch.num_rows
+    early = live.finish(final=False)
+    assert 0 < early.flows.num_rows <= batch.flows.num_rows
     for p in paths[1:]:
         live.add(p)
-    again, _, _ = live.finish(final=False)   # a second snapshot must not consume the payload
-    final, caps, notes = live.finish()
-    assert _rows(final) == _rows(batch)
-    assert _rows(again) == _rows(batch)
-    assert notes["dissectors"] == batch_notes["dissectors"]
+    again = live.finish(final=False)   # a second snapshot must not consume the payload
+    final, caps, notes, frames, events = live.finish()
+    assert _rows(final) == _rows(batch.flows)
+    assert _rows(again.flows) == _rows(batch.flows)
+    assert again.frames.equals(batch.frames) and again.events.equals(batch.events)
+    assert frames.equals(batch.frames) and events.equals(batch.events) and frames.num_rows == 95
+    assert notes["dissectors"] == batch.notes["dissectors"]
+    assert notes["metadata"] == batch.notes["metadata"]
     assert [c.path for c in caps] == paths
 
 
 def test_no_parts_gives_an_empty_table():
-    table, caps, _ = Analysis(Settings()).finish()
-    assert table.num_rows == 0 and caps == []
+    table, caps, _notes, frames, events = Analysis(Settings()).finish()
+    assert table.num_rows == 0 and caps == [] and frames.num_rows == 0 and events.num_rows == 0

@@ -13,7 +13,7 @@ from flowscope.decode.layout import (
     ACK, BAD_IP, BAD_L4, BAD_LINKTYPE, DPORT, DSIG, DST_HI, DST_LO, FLAGS, FRAG, FRAGMENT,
     IPLEN, IPVER, NO_UID, NON_IP, OK, PCAP, PLEN, POFF, PROTO, SEQ, SPORT, SRC_HI, SRC_LO,
     ST_FRAGMENTS, ST_TRAILERS, ST_TRUNCATED, STATUS, TRAILER, TRUNC, TRUNC_IP, TRUNC_L4,
-    TRUNC_LINK, UID, CAPLEN, WIRELEN, IP_TOO_LONG, HINT,
+    TRUNC_LINK, UID, CAPLEN, WIRELEN, IP_TOO_LONG, HINT, HINT_OTHER, HINT_TLS, HINT_WA,
 )
 
 V4_MAPPED = np.int64(0xFFFF00000000)  # ::ffff:0:0/96 in the low half
@@ -332,26 +332,29 @@ def _pcapdroid_trailer(b, ip_end, end, P, i, stats):
 
 @njit(cache=True, inline="always")
 def _payload_hint(b, p, cap, proto):
-    """1 if the payload's first bytes look like something a dissector reads (cheap test)."""
+    """A HINT_* value if the payload's first bytes look like something a dissector reads
+    (cheap test); the flow table tells TLS and the WhatsApp prologue apart from the rest."""
     if cap < 2:
         return 0
     b0, b1 = b[p], b[p + 1]
     if proto == 6:
-        if (b0 == 0x16 and b1 == 0x03) or (b0 == 0x45 and b1 == 0x44) or (b0 == 0x57 and b1 == 0x41):
-            return 1  # TLS handshake, WhatsApp "ED" / "WA"
+        if b0 == 0x16 and b1 == 0x03:
+            return HINT_TLS
+        if (b0 == 0x45 and b1 == 0x44) or (b0 == 0x57 and b1 == 0x41):
+            return HINT_WA  # WhatsApp "ED" / "WA"
         if (b0 == 0x47 or b0 == 0x50 or b0 == 0x48 or b0 == 0x44 or b0 == 0x4F or b0 == 0x43
                 or b0 == 0x54) and 0x41 <= b1 <= 0x5A:
-            return 1  # an HTTP method
+            return HINT_OTHER  # an HTTP method
         return 0
     if proto == 17:
         if cap >= 20 and (((b0 & 0xC0) == 0 and be32(b, p + 4) == 0x2112A442)
                           or (b0 == 0x08 and b1 <= 0x02) or (b0 == 0x00 and b1 == 0x01)):
-            return 1  # STUN (RFC 5389 cookie, WhatsApp types, RFC 3489 binding)
+            return HINT_OTHER  # STUN (RFC 5389 cookie, WhatsApp types, RFC 3489 binding)
         if cap >= 5 and (b0 & 0xC0) == 0xC0:
             v = be32(b, p + 1)
             if (v == 1 or v == 0x6B3343CF or 0xFF00001D <= v <= 0xFF000020 or v == 0xFACEB001
                     or v == 0xFACEB002 or v == 0xFACEB00E):
-                return 1  # QUIC long header of a version quic.py decrypts
+                return HINT_OTHER  # QUIC long header of a version quic.py decrypts
     return 0
 
 

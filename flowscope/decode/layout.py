@@ -40,9 +40,16 @@ DIR = 26        # set by the flow table: 0 originator -> responder, 1 the other 
 DUP = 27        # set by the flow table: 1 if suppressed as a duplicate
 NTH = 28        # set by the flow table: index of this payload packet in its flow direction, or -1
 FSYN = 29       # set by the flow table: 1 if the packet's flow record began with a pure SYN
-HINT = 30       # payload's first bytes look like TLS/WA prologue/HTTP (TCP) or STUN/QUIC (UDP)
-KEEP = 31       # set by the flow table: 1 if the dissectors should see this payload
+HINT = 30       # payload's first bytes look like TLS/WA prologue/HTTP (TCP) or STUN/QUIC (UDP): HINT_*
+KEEP = 31       # set by the flow table: KEEP_* bits (dissectors, frame-walk stream)
 NCOL = 32
+
+# HINT values (0: nothing a dissector reads)
+HINT_OTHER, HINT_WA, HINT_TLS = 1, 2, 3  # HTTP/STUN/QUIC; "ED"/"WA" prologue; TLS handshake record
+# KEEP bits: the dissectors see the packet; it belongs to a walked stream (all payload of
+# WhatsApp chat and WhatsApp Web flows); it is a ClientHello's first segment whose server
+# name is still undecided (the stream keeps it if the next segment names web.whatsapp.com)
+KEEP_EVIDENCE, KEEP_STREAM, KEEP_HELLO = 1, 2, 4
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 

@@ -9,6 +9,9 @@ A TCP record that began with its SYN is dissected as soon as its originator has 
 kept packets, and its bytes are dropped. Other records (UDP, mid-stream TCP) may continue a
 record of the previous file, so their bytes wait until the parts are merged; combined in
 time order and cut to the same limits, they give exactly the single-file result.
+
+Separately, every payload packet of a WhatsApp chat or WhatsApp Web record (KEEP_STREAM)
+goes to a StreamStore for the frame walk of the metadata stage.
 """
 from __future__ import annotations
 
@@ -17,8 +20,11 @@ from collections import Counter
 
 import numpy as np
 
-from flowscope.decode.layout import DIR, DPORT, FLOW, FSYN, KEEP, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS
+from flowscope.decode.layout import (
+    DIR, DPORT, FLOW, FSYN, KEEP, KEEP_EVIDENCE, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS,
+)
 from flowscope.dissect import evidence as ev
+from flowscope.dissect.streams import StreamStore
 
 # Payload packets kept per flow direction (originator, responder). TCP: the client's first
 # segments hold the ClientHello (two segments with post-quantum key shares), the WhatsApp
@@ -42,6 +48,7 @@ class PayloadCollector:
         self.evidence: dict[tuple[int, int], ev.Evidence] = {}
         self.decided: set[tuple[int, int]] = set()  # TCP records dissected from their SYN on
         self.counts: Counter = Counter()
+        self.streams = StreamStore()  # every payload packet of WhatsApp chat/Web records (frame walk)
         # With several parts, a record starting within the longest timeout of its part's
         # first packet may continue a flow of the previous part: the table keeps its bytes
         # whatever they look like, so that joining parts reproduces the single-file result.
@@ -54,7 +61,13 @@ class PayloadCollector:
         return c
 
     def __call__(self, buf: np.ndarray, P: np.ndarray, part: int) -> None:
-        rows = np.flatnonzero(P[:, KEEP])
+        kept = np.flatnonzero(P[:, KEEP])
+        if not len(kept):
+            return
+        bits = P[kept, KEEP]
+        if self.streams.hello or (bits & (KEEP_STREAM | KEEP_HELLO)).any():
+            self.streams(buf, P, part, kept)
+        rows = kept[(bits & KEEP_EVIDENCE) != 0]
         if not len(rows):
             return
         self.counts["payload-packets-kept"] += len(rows)

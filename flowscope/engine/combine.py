@@ -16,10 +16,10 @@ from dataclasses import fields
 
 import numpy as np
 
-
 from flowscope.engine.sweeps import last_sweep_ns, settle_ends
+from flowscope.engine.chunks import PcapChunk
 from flowscope.flows.layout import NF
-from flowscope.sources import CaptureStats
+from flowscope.sources import CaptureStats, open_capture
 
 
 def exact_results(specs, results, reread) -> tuple[list, int]:
@@ -62,7 +62,7 @@ def assemble(analysis, specs, results) -> None:
             capture = files[spec.file] = res.capture
         else:
             merge_capture(capture, res.capture)
-        analysis.add_part(res.records, capture)
+        analysis.add_part(res.records, capture, source=_source(spec, res))
         if res.collector is not None:
             merge_collector(analysis.collector, res.collector)
     if runs:
@@ -71,6 +71,16 @@ def assemble(analysis, specs, results) -> None:
         sweep_of_part = np.array([None if s.whole else last_sweep.get(s.file) for s in specs], dtype=object)
         timeouts = analysis.settings.timeouts_ns()
         analysis.settle_merged = lambda merged, parts: settle_ends(merged, sweep_of_part[parts], timeouts)
+
+
+def _source(spec, res) -> tuple:
+    """(path, open_reader) to read the part again in the client (pipeline.Analysis._reread:
+    walked streams that continue from the part before, which a task reading in parallel
+    could not know)."""
+    if spec.whole:
+        return spec.path, open_capture
+    exact = spec if spec.exact else spec.exactly_at(res.start)
+    return spec.path, lambda _path, cap: PcapChunk(exact, cap)
 
 
 def merge_collector(into, part) -> None:
@@ -89,6 +99,8 @@ def merge_collector(into, part) -> None:
             have |= value
         elif isinstance(value, list):
             have.extend(value)  # parts are folded in part order
+        elif hasattr(value, "merge"):  # a store with a rule of its own (dissect/streams.py)
+            have.merge(value)
         elif isinstance(value, (tuple, int, float, str, bytes, type(None))):
             if value != have:  # configuration: every part's must be the run's
                 raise ValueError(f"PayloadCollector.{name}: part has {value!r}, run has {have!r}")

@@ -28,12 +28,14 @@ CONNECT_TIMEOUT_S = 30
 
 def run(paths: list[str], settings: Settings, scheduler: str | None = None, workers: int | None = None,
         chunk_bytes: int | None = CHUNK_BYTES, info: dict | None = None):
-    """Analyse `paths` on a cluster: (flows as an Arrow table, CaptureStats list, notes),
-    the same as pipeline.run. `scheduler`: an address to use (else a LocalCluster of
+    """Analyse `paths` on a cluster: a pipeline.Finished (flows, captures, notes, frames,
+    events), the same as pipeline.run. `scheduler`: an address to use (else a LocalCluster of
     `workers` processes is started, default one a core); with an address, `workers` is
     how many to wait for. `chunk_bytes`: split larger classic pcaps (None: never).
     `info`, if given, receives what the run cost: parts, re-reads, seconds per phase."""
     info = {} if info is None else info
+    if scheduler:  # workers elsewhere do not share our working directory: name files absolutely
+        paths = [os.path.abspath(p) for p in paths]
     specs = chunks.plan([str(p) for p in paths], chunk_bytes)
     with _without_cyclic_gc():
         analysis = Analysis(settings, parts=len(specs))  # geo databases open meanwhile
@@ -46,9 +48,9 @@ def run(paths: list[str], settings: Settings, scheduler: str | None = None, work
         info.update(parts=len(specs), connect_s=t1 - t0, read_s=t2 - t1,
                     result_bytes=sum(r.records.nbytes for r in results if r is not None))
         assemble(analysis, specs, results)
-        table, captures, notes = analysis.finish({p: _Done(h) for p, h in digests.items()})
+        finished = analysis.finish({p: _Done(h) for p, h in digests.items()})
         info["finish_s"] = time.perf_counter() - t2
-    return table, captures, notes
+    return finished
 
 
 def _read(client, specs, settings, info):

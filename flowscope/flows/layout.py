@@ -34,7 +34,8 @@ DTS0 = 11
 DSIG1 = 12
 DTS1 = 13
 NPAY = 14        # packets with payload so far (within this part; selects what dissectors see)
-ND = 15
+ISN = 15         # TCP sequence number of the first stream byte (SYN's seq + 1), NONE without a SYN
+ND = 16
 DUPS = D + 2 * ND          # duplicates suppressed
 APP_UID = DUPS + 1         # PCAPdroid uid of the flow's first packet that had one
 FIRST_PURE_SYN = DUPS + 2  # the flow's first packet was a pure SYN
@@ -46,7 +47,15 @@ CAPTURE = DUPS + 7         # index of the input file the flow started in
 SERIAL = DUPS + 8          # creation order within a part
 PART = DUPS + 9            # part (file or chunk) index, in time order
 USEFUL = DUPS + 10         # the record's payload is kept for the dissectors (part-local)
-NF = DUPS + 11
+STREAM = DUPS + 11         # every payload packet is kept for the frame walk: a STREAM_* value
+NF = DUPS + 12
+
+# STREAM values. A record whose first originator bytes are the WhatsApp prologue, or a TLS
+# ClientHello naming web.whatsapp.com, keeps its whole stream; so does a record that may
+# continue such a record of an earlier file (CARRIED). HELLO_PENDING: a ClientHello whose
+# first segment did not name the server; the next originator segment decides.
+STREAM_NONE, STREAM_WA, STREAM_WEB, STREAM_CARRIED, STREAM_HELLO_PENDING = 0, 1, 2, 3, -1
+WEB_WHATSAPP = b"web.whatsapp.com"
 
 # end_reason codes, with their names in flows.parquet
 END_EOF, END_IDLE, END_FIN, END_RST = 0, 1, 2, 3

@@ -16,7 +16,7 @@ from numba import njit
 
 from flowscope.flows.layout import (
     ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_IDLE, END_REASON, FIRST, FIRST_ANY,
-    FIRST_PURE_SYN, FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
+    FIRST_PURE_SYN, FRAME, ISN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
     NONE, NPAY, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
 from flowscope.flows.table import end_reason_of, is_closed, timeout_of
@@ -48,6 +48,8 @@ def _absorb(M, m, R, b):
         if R[b, src + LAST] > M[m, dst + LAST]:
             M[m, dst + LAST] = R[b, src + LAST]
         M[m, dst + TCPFLAGS] |= R[b, src + TCPFLAGS]
+        if M[m, dst + ISN] == NONE:
+            M[m, dst + ISN] = R[b, src + ISN]
         for f in (DSIG0, DTS0, DSIG1, DTS1):
             M[m, dst + f] = R[b, src + f]
     M[m, DUPS] += R[b, DUPS]

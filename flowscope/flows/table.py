@@ -16,17 +16,21 @@ from flowscope.decode import layout as pk
 from flowscope.flows.layout import (
     ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
     END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
-    K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END, ORIG_IS_A,
-    PART, PAYLOAD, PKTS, RST, SERIAL, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
-    TO_TCP_CLOSED, TO_UDP, USEFUL,
+    K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, ISN, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END,
+    ORIG_IS_A, PART, PAYLOAD, PKTS, RST, SERIAL, STREAM, STREAM_CARRIED, STREAM_HELLO_PENDING,
+    STREAM_NONE, STREAM_WA, STREAM_WEB, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
+    TO_TCP_CLOSED, TO_UDP, USEFUL, WEB_WHATSAPP,
 )
 
 S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS, S_MINTS = 0, 1, 2, 3, 4
-# keep[]: payload packets handed to the dissectors per flow direction, and the window in
-# which a record not starting with a SYN may continue the previous part's flow (-1: none)
-K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS = 0, 1, 2, 3, 4
+# keep[]: payload packets handed to the dissectors per flow direction, the window in
+# which a record not starting with a SYN may continue the previous part's flow (-1: none),
+# and whether a carried key keeps its stream only within that window (0) or always (1:
+# a second reading of a file for records whose stream turned out to be needed)
+K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS, K_CARRY_ALWAYS = 0, 1, 2, 3, 4, 5
+NEEDLE = np.frombuffer(WEB_WHATSAPP, dtype=np.uint8).copy()
 OK, NEED_GROW = 0, 1
-_TS_FIELDS = (FIRST, LAST, SYN_TS, SYNACK_TS, ACK_TS, DTS0, DTS1)
+_TS_FIELDS = (FIRST, LAST, SYN_TS, SYNACK_TS, ACK_TS, DTS0, DTS1, ISN)  # start as NONE
 
 
 @njit(cache=True, inline="always")
@@ -114,7 +118,7 @@ def _index_remove(T, index, r):
 
 
 @njit(cache=True)
-def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture):
+def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry):
     for f in range(NF):
         T[r, f] = 0
     T[r, K_PROTO] = proto
@@ -143,6 +147,18 @@ def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part
     S[S_SERIAL] += 1
     T[r, PART] = part
     T[r, CAPTURE] = capture
+    if len(carry) and (proto & 0xFF) == 6 and _carried(T, r, P, i, h, S, keep, carry):
+        T[r, STREAM] = STREAM_CARRIED
+
+
+@njit(cache=True)
+def _carried(T, r, P, i, h, S, keep, carry):
+    """May this new record continue a walked stream of an earlier file (key in `carry`)?"""
+    if keep[K_CARRY_ALWAYS] == 0 and (T[r, FIRST_PURE_SYN] == 1 or keep[K_CONTINUATION_NS] < 0
+                                      or P[i, pk.TS] - S[S_MINTS] > keep[K_CONTINUATION_NS]):
+        return False
+    k = np.searchsorted(carry, h)
+    return k < len(carry) and carry[k] == h
 
 
 @njit(cache=True)
@@ -190,6 +206,8 @@ def _account(T, r, P, i, d, dedup_ns):
     if (T[r, K_PROTO] & 0xFF) == 6:
         flags = P[i, pk.FLAGS]
         T[r, base + TCPFLAGS] |= flags
+        if (flags & SYN) and T[r, base + ISN] == NONE:
+            T[r, base + ISN] = (P[i, pk.SEQ] + 1) & 0xFFFFFFFF
         if (flags & (SYN | ACKF)) == SYN:
             T[r, base + SYN_TS] = _min_ts(T[r, base + SYN_TS], ts)
         elif (flags & (SYN | ACKF)) == (SYN | ACKF):
@@ -215,12 +233,56 @@ def _keep(T, r, P, i, d, S, keep):
         T[r, USEFUL] = 1 if (P[i, pk.HINT] or cont) else 0
     tcp = (T[r, K_PROTO] & 0xFF) == 6
     limit = keep[(K_TCP0 if tcp else K_UDP0) + d]
-    return 1 if (T[r, USEFUL] and 0 <= nth < limit) else 0
+    return pk.KEEP_EVIDENCE if (T[r, USEFUL] and 0 <= nth < limit) else 0
+
+
+@njit(cache=True)
+def _contains(buf, off, n, needle):
+    m = len(needle)
+    for k in range(off, off + n - m + 1):
+        if buf[k] == needle[0]:
+            j = 1
+            while j < m and buf[k + j] == needle[j]:
+                j += 1
+            if j == m:
+                return True
+    return False
+
+
+@njit(cache=True)
+def _stream(T, r, P, i, d, buf):
+    """KEEP bits for the frame walk: every payload packet of a WhatsApp chat or Web record.
+
+    Decided at the record's first originator payload: the WhatsApp prologue (decode's
+    HINT), or a TLS ClientHello containing web.whatsapp.com (searched in its first
+    segment and, if the hello continues, in the next one)."""
+    st = T[r, STREAM]
+    nth = P[i, pk.NTH]
+    if d == 0 and nth == 0 and st == STREAM_NONE:
+        hint = P[i, pk.HINT]
+        off, cap = P[i, pk.POFF], P[i, pk.PCAP]
+        if hint == pk.HINT_WA:
+            st = STREAM_WA
+        elif hint == pk.HINT_TLS and len(buf) > 0 and cap > 0:
+            if _contains(buf, off, cap, NEEDLE):
+                st = STREAM_WEB
+            elif cap >= 5 and ((np.int64(buf[off + 3]) << 8) | buf[off + 4]) + 5 > cap:
+                T[r, STREAM] = STREAM_HELLO_PENDING
+                return pk.KEEP_HELLO
+        T[r, STREAM] = st
+    elif d == 0 and nth == 1 and st == STREAM_HELLO_PENDING:
+        found = len(buf) > 0 and P[i, pk.PCAP] > 0 and _contains(buf, P[i, pk.POFF], P[i, pk.PCAP], NEEDLE)
+        st = STREAM_WEB if found else STREAM_NONE
+        T[r, STREAM] = st
+    return pk.KEEP_STREAM if st > 0 else 0
 
 
 @njit(cache=True, nogil=True)
-def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep):
+def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep, buf, carry):
     """Account packets P[start:n]; finished flows are copied to `out`.
+
+    `buf` is the read buffer P's offsets point into (empty: no stream detection); `carry`
+    the sorted key hashes whose walked stream may continue from an earlier file.
 
     Returns (next packet, flows written to out, status); status NEED_GROW asks the caller
     to enlarge the table and call again from `next packet`.
@@ -257,13 +319,13 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
             r = free[S[S_FREE_TOP]]
             S[S_USED] += 1
             index[j] = r + 1
-            _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
+            _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry)
         else:
             flags = P[i, pk.FLAGS]
             pure_syn = (proto & 0xFF) == 6 and (flags & (SYN | ACKF)) == SYN
             if ts - T[r, LAST_ANY] > timeout_of(T, r, timeouts) or (pure_syn and is_closed(T, r)):
                 n_out = _emit(T, r, out, n_out, END_IDLE)
-                _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
+                _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry)
         d = 0 if src_is_a == T[r, ORIG_IS_A] else 1
         P[i, pk.DIR] = d
         P[i, pk.FSYN] = T[r, FIRST_PURE_SYN]
@@ -271,7 +333,10 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
         if not _account(T, r, P, i, d, dedup_ns):
             P[i, pk.DUP] = 1
         elif keep[K_TCP0] >= 0:
-            P[i, pk.KEEP] = _keep(T, r, P, i, d, S, keep)
+            k = _keep(T, r, P, i, d, S, keep)
+            if (proto & 0xFF) == 6 and P[i, pk.PLEN] > 0:
+                k |= _stream(T, r, P, i, d, buf)
+            P[i, pk.KEEP] = k
     return n, n_out, OK
 
 
@@ -304,14 +369,21 @@ def reindex(T, index):
         index[j] = r + 1
 
 
+_NO_BUF = np.zeros(0, dtype=np.uint8)
+
+
 class FlowTable:
     """Python owner of the compiled table's arrays; grows them when full."""
 
-    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None):
-        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection)."""
+    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None,
+                 carry=(), carry_always: bool = False):
+        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection);
+        carry: key hashes of walked streams that may continue into this part."""
         self.timeouts = timeouts_ns
         self.dedup_ns = dedup_ns
-        self.keep = np.array(keep if keep is not None else (-1, -1, -1, -1, -1), dtype=np.int64)
+        self.keep = np.array((*(keep if keep is not None else (-1, -1, -1, -1, -1)), int(carry_always)),
+                             dtype=np.int64)
+        self.carry = np.unique(np.asarray(list(carry), dtype=np.int64))
         self.T = np.zeros((rows, NF), dtype=np.int64)
         self.index = np.zeros(2 * rows, dtype=np.int64)
         self.free = np.arange(rows - 1, -1, -1, dtype=np.int64)
@@ -322,13 +394,17 @@ class FlowTable:
         self._out = np.zeros((0, NF), dtype=np.int64)
         self.finished: list[np.ndarray] = []
 
-    def add(self, P: np.ndarray, n: int, part: int, capture: int) -> None:
+    def add(self, P: np.ndarray, n: int, part: int, capture: int, buf: np.ndarray | None = None) -> None:
+        """Account P[:n]; `buf` (the read buffer) lets the table spot WhatsApp Web hellos."""
         if len(self._out) < n:
             self._out = np.zeros((max(n, 1024), NF), dtype=np.int64)
+        if buf is None:
+            buf = _NO_BUF
         start = 0
         while True:
             start, n_out, status = update(self.T, self.index, self.free, self.S, P, start, n,
-                                          self.timeouts, self.dedup_ns, self._out, part, capture, self.keep)
+                                          self.timeouts, self.dedup_ns, self._out, part, capture, self.keep,
+                                          buf, self.carry)
             if n_out:
                 self.finished.append(self._out[:n_out].copy())
             if status == OK:

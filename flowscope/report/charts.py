@@ -338,21 +338,44 @@ def activity_per_hour(events: pd.DataFrame | None, flows: pd.DataFrame, caption:
     if len(ts) == 0:
         _empty(ax, "No activity in this capture.")
         return fig
-    hour = _utc_naive(ts).dt.floor("h")
-    counts = pd.crosstab(hour.to_numpy(), groups.to_numpy())
-    full = pd.date_range(counts.index.min(), counts.index.max(), freq="h")
+    bin_name, period, freq, width_days = _time_bin(_utc_naive(ts))
+    slot = _utc_naive(ts).dt.to_period(period).dt.start_time
+    counts = pd.crosstab(slot.to_numpy(), groups.to_numpy())
+    full = pd.date_range(counts.index.min(), counts.index.max(), freq=freq)
     counts = counts.reindex(full, fill_value=0)
     x = mdates.date2num(counts.index.to_numpy())
     bottom = np.zeros(len(counts))
     for name in sorted(counts.columns, key=lambda k: (k == "other", str(k))):
-        ax.bar(x, counts[name].to_numpy(), width=1 / 24 * 0.9, bottom=bottom, align="edge",
+        ax.bar(x, counts[name].to_numpy(), width=width_days * 0.9, bottom=bottom, align="edge",
                color=colours.get(name, "#888888"), label=str(name))
         bottom += counts[name].to_numpy()
+    if bin_name != "hour":  # captures that span weeks or years: one bar an hour would be unreadable
+        ax.set_title(f"Activity per {bin_name} (the captures span {len(full):,} {bin_name}s)", loc="left",
+                     fontsize=9)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+        ax.set_xlabel(f"{bin_name} (UTC); a bar counts one {bin_name}")
+        ax.set_ylabel(f"{what} per {bin_name} (count)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return fig
     _hour_axis(ax, x[0], x[-1])
     ax.set_xlabel("hour (UTC); a bar counts one clock hour")
     ax.set_ylabel(f"{what} per hour (count)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
+
+
+MAX_BARS = 400  # more bars than this are neither drawable in time nor readable
+
+
+def _time_bin(ts: pd.Series) -> tuple[str, str, str, float]:
+    """(name, pandas period, date_range frequency, width in days) of the finest bin that
+    keeps the bars few."""
+    span_h = (ts.max() - ts.min()) / pd.Timedelta(hours=1)
+    for name, period, freq, days in (("hour", "h", "h", 1 / 24), ("day", "D", "D", 1.0),
+                                     ("week", "W-SUN", "W-MON", 7.0), ("month", "M", "MS", 30.0)):
+        if span_h / (days * 24) < MAX_BARS:
+            return name, period, freq, days
+    return "year", "Y", "YS", 365.0
 
 
 def _hour_axis(ax, first: float, last: float) -> None:

@@ -48,6 +48,13 @@ def test_every_collector_attribute_is_merged(part_collectors):
                 assert _items(p) <= _items(value), f"PayloadCollector.{name}: a part's entries are missing"
             if not isinstance(value, set):
                 assert len(value) == sum(len(p) for p in parts), f"PayloadCollector.{name}: entries lost"
+        elif hasattr(value, "merge"):  # a store with its own rule (dissect/streams.py StreamStore)
+            assert value.packets == sum(p.packets for p in parts) > 0, f"PayloadCollector.{name}: nothing merged"
+            merged_segments = value.segments()
+            for p in parts:
+                for key, dirs in p.segments().items():
+                    assert [[seg[:3] for seg in d] for d in merged_segments[key]] == \
+                           [[seg[:3] for seg in d] for d in dirs], f"PayloadCollector.{name}: {key} differs"
         else:
             assert all(p == value for p in parts), name
 

@@ -20,9 +20,9 @@ def test_without_a_scheduler_a_local_cluster_runs_the_analysis(tmp_path):
     info: dict = {}
     from flowscope.engine.dask import run
     from flowscope import Settings
-    table, captures, notes = run(paths, Settings(), workers=2, chunk_bytes=60_000, info=info)
+    finished = run(paths, Settings(), workers=2, chunk_bytes=60_000, info=info)
     assert info["workers"] == 2 and info["parts"] > len(paths)
-    assert_same(flowscope.analyze(paths), flowscope.AnalysisResult(table, captures, Settings(), notes))
+    assert_same(flowscope.analyze(paths), flowscope.AnalysisResult.from_finished(finished, Settings()))
 
 
 def test_engine_options_are_checked():

@@ -130,6 +130,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(min_value=1, max_value=1036), min_size=1, max_size=6, unique=True))
 def test_any_split_merges_exactly(tmp_path_factory, cuts):
-    whole = flowscope.analyze(SAMPLE).flows
-    parts = split_pcap(SAMPLE, sorted(cuts), tmp_path_factory.mktemp("cut"))
-    pd.testing.assert_frame_equal(_frame(flowscope.analyze(parts).flows), _frame(whole))
+    """Flows, and the chat frames and events walked from streams joined across the files."""
+    whole = flowscope.analyze(SAMPLE)
+    parts = flowscope.analyze(split_pcap(SAMPLE, sorted(cuts), tmp_path_factory.mktemp("cut")))
+    pd.testing.assert_frame_equal(_frame(parts.flows), _frame(whole.flows))
+    pd.testing.assert_frame_equal(parts.frames, whole.frames)
+    pd.testing.assert_frame_equal(parts.events, whole.events)

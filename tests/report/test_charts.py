@@ -114,3 +114,14 @@ def test_activity_per_hour_has_one_bar_an_hour(hours):
     fig = charts.activity_per_hour(events, flows, CAPTION)
     bars = {round(p.get_x(), 6) for p in fig.axes[0].patches}
     assert len(bars) == hours
+
+
+def test_activity_over_years_is_binned_coarser_not_drawn_an_hour_a_bar():
+    """Captures from different years together (the corpus and the sample) span ~60,000 hours."""
+    flows = make_flows({"is_meta": True, "ts_start": pd.Timestamp("2019-06-26 09:00", tz="UTC")},
+                       {"is_meta": True, "ts_start": pd.Timestamp("2026-03-02 09:00", tz="UTC")})
+    events = synthetic_events(flows).to_pandas()
+    fig = charts.activity_per_hour(events, flows, CAPTION)
+    kinds = max(1, events["kind"].nunique())
+    assert 0 < len(fig.axes[0].patches) <= charts.MAX_BARS * kinds
+    assert "Activity per week (the captures span 350 weeks)" == fig.axes[0].get_title(loc="left")

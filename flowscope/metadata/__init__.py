@@ -1,0 +1,1 @@
+"""Metadata stage: frames, events, counterparts and volume (DataFrame in, DataFrame out)."""

@@ -1,0 +1,110 @@
+"""The metadata stage: frames, events, counterparts and volume from the labelled flow table.
+
+Runs after geo (it needs the labels and the remote end). Fills the flows' METADATA columns
+and returns the frames and events tables (schema.FRAMES, schema.EVENTS) and the compact
+`metadata` section of summary.json. Works on Arrow columns and Python lists: no pandas.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowscope import schema
+from flowscope.metadata import counterparts, events as events_mod, volume
+from flowscope.metadata.sides import local_is_orig_columns
+from flowscope.metadata.walked import Walked, walk_flows
+
+_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
+                 "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
+                 "catalog_rule", "remote_ip", "remote_asn"]
+
+
+def empty_table(columns) -> pa.Table:
+    return pa.table({c.name: pa.array([], type=c.type) for c in columns})
+
+
+def _with_nulls(table: pa.Table) -> pa.Table:
+    for c in schema.METADATA:
+        table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+    return table
+
+
+def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, reread):
+    """(flows with METADATA columns, frames, events, notes). `store` holds the kept streams
+    (None without classification: then nothing is walked and the columns stay null)."""
+    if store is None or table.column("service").null_count == table.num_rows:
+        return _with_nulls(table), empty_table(schema.FRAMES), empty_table(schema.EVENTS), {}
+    local = local_is_orig_columns(table)
+    walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, table["service"], local)
+    frames = _frames_table(walked)
+    per_flow, units = _frames_by_flow(frames)
+    events, calls, chat = events_mod.build(_flows_view(table, local), per_flow, units)
+    table = _append_metadata(table, walked, chat, calls)
+    return table, frames, events, _notes(walked, events, calls, table)
+
+
+def _flows_view(table: pa.Table, local) -> pa.Table:
+    """The columns the events need, times as int64 ns, and which end is local."""
+    sub = table.select([c for c in _FLOW_COLUMNS if c in table.column_names])
+    for c in ("ts_start", "ts_end"):
+        sub = sub.set_column(sub.schema.get_field_index(c), c, sub[c].cast(pa.int64()))
+    orig = pa.array(local, pa.bool_())
+    sub = sub.append_column("local_is_orig", orig)
+    return sub.append_column("local_ip", pc.if_else(orig, sub["orig_ip"], sub["resp_ip"]))
+
+
+def _frames_table(w: Walked) -> pa.Table:
+    """Frames ordered by flow, then time of the first header byte (up before down)."""
+    order = sorted(range(len(w.flow_id)), key=lambda k: (w.flow_id[k], w.ts_first[k], w.direction[k] == "down",
+                                                          w.frame_index[k]))
+    arrays = {}
+    for c in schema.FRAMES:
+        values = getattr(w, c.name)
+        values = [values[k] for k in order]
+        arrays[c.name] = (pa.array(values, type=pa.int64()).cast(c.type) if c.type == schema.TS_TYPE
+                          else pa.array(values, type=c.type))
+    return pa.table(arrays)
+
+
+def _frames_by_flow(frames: pa.Table) -> tuple[dict, dict]:
+    """flow_id -> [(ts_first, ts, direction, frame_bytes, frame_index)] in table order, and
+    flow_id -> unit."""
+    cols = frames.select(["flow_id", "ts_first", "ts", "direction", "frame_bytes", "frame_index", "unit"])
+    cols = {c: (cols[c].cast(pa.int64()) if c.startswith("ts") else cols[c]).to_pylist() for c in cols.column_names}
+    per_flow: dict[int, list] = {}
+    units: dict[int, str] = {}
+    for fid, *row, unit in zip(*cols.values()):
+        per_flow.setdefault(fid, []).append(tuple(row))
+        units[fid] = unit
+    return per_flow, units
+
+
+def _append_metadata(table: pa.Table, walked: Walked, chat: list, calls: list) -> pa.Table:
+    ids = table["flow_id"].to_pylist()
+    counts = [walked.counts.get(f) for f in ids]
+    value, basis = counterparts.per_flow(ids, chat, calls, set(walked.counts))
+    new = {"frames_up": [c[0] if c else None for c in counts],
+           "frames_down": [c[1] if c else None for c in counts],
+           "frame_gaps": [c[2] if c else None for c in counts],
+           "counterparts": value, "counterparts_basis": basis}
+    for c in schema.METADATA:
+        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+    return table
+
+
+def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> dict:
+    counts = list(walked.counts.values())
+    kinds = events.group_by("kind").aggregate([([], "count_all")]).to_pydict()
+    directions = events.select(["kind", "direction"]).to_pydict()
+    return {
+        "frames": {"flows_walked": len(counts), "frames_up": sum(c[0] for c in counts),
+                   "frames_down": sum(c[1] for c in counts), "gaps": sum(c[2] for c in counts),
+                   **{k: v for k, v in sorted(walked.notes.items()) if v}},
+        "events_by_kind": dict(sorted(zip(kinds["kind"], kinds["count_all"]))),
+        "calls": len(calls),
+        "call_seconds": round(sum((c.ts_end - c.ts_start) / 1e9 for c in calls), 3),
+        "p2p_peers": len({p for c in calls for p in c.peers}),
+        "outbound_messages": sum(k == "message" and d == "up"
+                                 for k, d in zip(directions["kind"], directions["direction"])),
+        **volume.summary(table),
+    }
