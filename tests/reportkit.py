@@ -121,9 +121,11 @@ def browse(page: Path, settle_s: float = 1.0, timeout_s: float = 60.0) -> dict:
 
     from flowscope.report.pdf import headless_args
     binary = chromium_or_skip()
-    with tempfile.TemporaryDirectory(prefix="flowscope-cdp-") as profile:
+    # its own session, so that every Chromium process (zygote, renderers) is stopped with it
+    # before the profile is removed (a renderer still writing into Default/ broke cleanup)
+    with tempfile.TemporaryDirectory(prefix="flowscope-cdp-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(headless_args(binary, profile) + ["--remote-debugging-port=0", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port = _devtools_port(Path(profile), proc, timeout_s)
             targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
@@ -134,12 +136,28 @@ def browse(page: Path, settle_s: float = 1.0, timeout_s: float = 60.0) -> dict:
             finally:
                 ws.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_group(proc)
+
+
+def _stop_group(proc) -> None:
+    import os
+    import signal
+    import subprocess
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the group outlives its leader until the others exit
+            for _ in range(100):
+                os.killpg(proc.pid, 0)
+                __import__("time").sleep(0.05)
+        except ProcessLookupError:
+            return
 
 
 def _devtools_port(profile: Path, proc, timeout_s: float) -> int:

@@ -165,7 +165,8 @@ def _loop(options, engine, feeder, stopper, view, t0: float) -> None:
 
 def _result(options, settings, engine, analysis, feeder, started, ended, reason) -> LiveRun:
     from flowscope import AnalysisResult
-    table, captures, notes = analysis.finish(feeder.hashes)
+    finished = analysis.finish(feeder.hashes)
+    captures, notes = finished.captures, finished.notes
     drops = engine.drops()
     if not drops.known:
         drops = drops_from_isb(captures) or drops
@@ -181,5 +182,5 @@ def _result(options, settings, engine, analysis, feeder, started, ended, reason)
         "capture_files": len(captures),
         "pcap_dir": str(options.pcap_dir) if options.keep_pcap else None,
     }
-    result = AnalysisResult(table, captures, settings, notes)
+    result = AnalysisResult.from_finished(finished, settings)
     return LiveRun(result, drops, options.local_nets, engine.error, feeder.kept)

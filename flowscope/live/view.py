@@ -71,7 +71,7 @@ class LiveView:
             return
         self.last_render = now
         if len(analysis.parts) != self.parts_in_snapshot and now >= self.next_snapshot:
-            table, _, _ = analysis.finish(final=False)
+            table = analysis.finish(final=False).flows
             cost_s = time.monotonic() - now
             self.next_snapshot = now + max(REFRESH_S, SNAPSHOT_COST_FACTOR * cost_s)
             self.parts_in_snapshot = len(analysis.parts)
