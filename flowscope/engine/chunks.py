@@ -32,7 +32,7 @@ from flowscope.decode.layout import OK, STATUS, TS
 from flowscope.engine.sweeps import BufferRuns, buffer_end_after
 from flowscope.errors import CaptureError
 from flowscope.sources import open_capture
-from flowscope.sources.pcap import BAD_RECORD, FULL, MAGICS, MAX_RECORD, PcapReader, walk_pcap
+from flowscope.sources.pcap import MAGICS, MAX_RECORD, PcapReader
 
 PCAP_HEADER_BYTES = 24
 SYNC_WINDOW_BYTES = 4 << 20     # > MAX_RECORD: the first record start after any offset is in it
@@ -125,50 +125,10 @@ class PcapChunk:
 
     def batches(self, P: np.ndarray):
         """PcapReader.batches, stopping before the first record at or past the limit."""
-        r, s = self.reader, self.stream
-        stats = r.capture.stats
-        while s.offset + s.start < self.limit:
-            cap = len(P)
-            if s.offset + s.end > self.limit:
-                before = _records_before(s, self.limit, r.big, r.hdr_len)
-                if before is not None:
-                    cap = min(cap, before)
-            pos, n, status = walk_pcap(s.buf, s.start, s.end, r.big, r.ns_per_tick, r.hdr_len,
-                                       r.linktype, P, cap, stats)
-            s.start = pos
-            if n:
-                self.runs.add(s.offset + s.end, P[:n, TS], P[:n, STATUS] == OK, len(P))
-                yield s.buf, n
-            if status == FULL:
-                continue
-            if status == BAD_RECORD:
-                incl = struct.unpack_from(">I" if r.big else "<I", s.buf, pos + 8)[0]
-                raise CaptureError(r.path, f"absurd record length {incl} bytes at offset {s.offset + pos}")
-            if s.eof:
-                s.end_of_input(r.path, "record")
-                break
-            need = r.hdr_len
-            if s.end - s.start >= r.hdr_len:
-                need += struct.unpack_from(">I" if r.big else "<I", s.buf, s.start + 8)[0]
-            s.fill(need)
-        self.stop = s.offset + s.start
-
-
-def _records_before(s, limit: int, big: bool, hdr_len: int) -> int | None:
-    """How many records in the buffer start before `limit`; None if the walk cannot reach
-    the limit within the buffer (then every record walk_pcap can parse there starts before
-    it). Runs only on the chunk's last buffer: about a thousand headers."""
-    order = ">I" if big else "<I"
-    pos, n, stop = s.start, 0, limit - s.offset
-    while pos < stop:
-        if pos + hdr_len > s.end:
-            return None
-        incl = struct.unpack_from(order, s.buf, pos + 8)[0]
-        if incl > MAX_RECORD:
-            return None  # walk_pcap reports it
-        n += 1
-        pos += hdr_len + incl
-    return n
+        def note(end: int, n: int) -> None:
+            self.runs.add(end, P[:n, TS], P[:n, STATUS] == OK, len(P))
+        yield from self.reader.batches(P, limit=self.limit, on_batch=note)
+        self.stop = self.stream.offset + self.stream.start
 
 
 def _sync(raw, start: int, reader: PcapReader) -> int:

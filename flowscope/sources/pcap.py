@@ -6,7 +6,7 @@ the packet batch; Python only refills the buffer and hands out full batches.
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from numba import njit
@@ -75,13 +75,24 @@ class PcapReader:
         capture.format = "pcap-ns" if self.ns_per_tick == 1 else "pcap"
         s.start = 24
 
-    def batches(self, P: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
+    def batches(self, P: np.ndarray, limit: int | None = None,
+                on_batch: Callable[[int, int], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Batches of decoded records. `limit`: stop before the first record that starts at
+        or past this file offset (a chunk of the file, engine/chunks.py); `on_batch(end, n)`
+        sees the file offset the buffer reaches and the records of each batch."""
         s, stats = self.stream, self.capture.stats
-        while True:
+        while limit is None or s.offset + s.start < limit:
+            cap = len(P)
+            if limit is not None and s.offset + s.end > limit:
+                before = records_before(s, limit, self.big, self.hdr_len)
+                if before is not None:
+                    cap = min(cap, before)
             pos, n, status = walk_pcap(s.buf, s.start, s.end, self.big, self.ns_per_tick,
-                                       self.hdr_len, self.linktype, P, len(P), stats)
+                                       self.hdr_len, self.linktype, P, cap, stats)
             s.start = pos
             if n:
+                if on_batch is not None:
+                    on_batch(s.offset + s.end, n)
                 yield s.buf, n
             if status == FULL:
                 continue
@@ -95,3 +106,20 @@ class PcapReader:
             if s.end - s.start >= self.hdr_len:
                 need += struct.unpack_from(">I" if self.big else "<I", s.buf, s.start + 8)[0]
             s.fill(need)
+
+
+def records_before(s: ByteStream, limit: int, big: bool, hdr_len: int) -> int | None:
+    """How many records in the buffer start before file offset `limit`; None if the walk
+    cannot reach the limit within the buffer (then every record walk_pcap can parse there
+    starts before it). Runs only on a chunk's last buffer: about a thousand headers."""
+    order = ">I" if big else "<I"
+    pos, n, stop = s.start, 0, limit - s.offset
+    while pos < stop:
+        if pos + hdr_len > s.end:
+            return None
+        incl = struct.unpack_from(order, s.buf, pos + 8)[0]
+        if incl > MAX_RECORD:
+            return None  # walk_pcap reports it
+        n += 1
+        pos += hdr_len + incl
+    return n
