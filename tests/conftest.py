@@ -27,6 +27,13 @@ def _pseudonym_key_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def truth() -> dict:
+    """The sample's generator ground truth (captures/make_sample.py)."""
+    import json
+    return json.loads(SAMPLE_TRUTH.read_text())
+
+
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     if not (CORPUS / "truth_flows.csv").exists():
         pytest.skip(f"third-party corpus not found at {CORPUS} (it lives beside the project, never in it)")

@@ -1,13 +1,12 @@
 """The bundled synthetic capture reproduces its generator's ground truth exactly."""
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
 
 import flowscope
-from conftest import SAMPLE, SAMPLE_TRUTH
+from conftest import SAMPLE
 
 COUNTS = ("pkts_orig", "pkts_resp", "bytes_orig", "bytes_resp", "payload_bytes_orig", "payload_bytes_resp")
 
@@ -15,11 +14,6 @@ COUNTS = ("pkts_orig", "pkts_resp", "bytes_orig", "bytes_resp", "payload_bytes_o
 @pytest.fixture(scope="module")
 def result():
     return flowscope.analyze(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return json.loads(SAMPLE_TRUTH.read_text())
 
 
 def _ours(result, t):

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from flowscope.geo import physics
 from flowscope.report.findings import call_peers as peer_table
 from flowscope.report.findings import ip_bytes, meta_mask
 from flowscope.schema import SERVICES
@@ -270,8 +271,8 @@ def geo_check_points(flows: pd.DataFrame) -> pd.DataFrame:
 @_styled
 def rtt_bounds(flows: pd.DataFrame, caption: str = "", km_per_ms: dict | None = None) -> Figure:
     """Distance from the capture point to each database answer versus the RTT bound."""
-    fibre = (km_per_ms or {}).get("fibre", 99.931)
-    vacuum = (km_per_ms or {}).get("vacuum", 149.896)
+    fibre = (km_per_ms or {}).get("fibre", physics.FIBRE)
+    vacuum = (km_per_ms or {}).get("vacuum", physics.VACUUM)
     fig, axes = _figure("Physical check: database location versus the round-trip-time bound", caption)
     ax = axes[0, 0]
     if "max_distance_km" not in flows or not flows["max_distance_km"].notna().any():

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE, SAMPLE_TRUTH
+from conftest import SAMPLE
 
 import flowscope
 from flowscope import schema
@@ -16,11 +16,6 @@ from flowscope import schema
 @pytest.fixture(scope="module")
 def result():
     return flowscope.analyze(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def truth():
-    return json.loads(SAMPLE_TRUTH.read_text())
 
 
 def _flow(result, t) -> int:
