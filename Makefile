@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/flowscope analyze captures/sample_session.pcap --out out/demo --force
 
 test: system $(STAMP)
+	$(BIN)/ruff check flowscope tests benchmarks captures
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -21,15 +21,11 @@ from flowscope import hashing, schema
 from flowscope.errors import CaptureError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.flows.finalize import flow_order, to_table
-from flowscope.dissect.streams import StreamStore
-from flowscope.flows.layout import CAPTURE, HASH, OPEN_AT_END, ORIG_IS_A, PART, STREAM
-from flowscope.flows.merge import merge_parts
-from flowscope.flows.table import FlowTable
+from flowscope.flows.layout import CAPTURE, OPEN_AT_END, PART, SERIAL
+from flowscope.flows.merge import NOT_CHUNKED, MergedFlows, merge_parts
+from flowscope.flows.table import EXPIRE_EVERY_BATCHES, EXPIRE_SLACK_NS, FlowTable
 from flowscope.settings import Settings
 from flowscope.sources import CaptureStats, open_capture
-
-EXPIRE_EVERY_BATCHES = 64
-EXPIRE_SLACK_NS = 60 * 1_000_000_000  # tolerate timestamps running backwards by up to 60 s
 
 
 def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -50,15 +46,11 @@ def _collect_apps(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats)
 
 def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
               collector: PayloadCollector | None = None, on_progress: Callable[[int], None] | None = None,
-              open_reader: Callable = open_capture, carry=(), carry_always: bool = False) -> np.ndarray:
+              open_reader: Callable = open_capture) -> np.ndarray:
     """Read one file (or, through `open_reader`, a byte range of one) into flow records
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
-    collected payload carry it, so parts read anywhere can be joined.
-
-    `carry`: key hashes of walked streams (WhatsApp chat/Web) open at the end of parts read
-    before, whose continuation here keeps all its payload too."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
-                      carry=carry, carry_always=carry_always)
+    collected payload carry it, so parts read anywhere can be joined."""
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
     P = new_batch(settings.batch_packets)
     reader = None
     try:
@@ -83,7 +75,10 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
         if reader is not None:
             reader.stream.close()
     table.flush()
-    return table.records()
+    records = table.records()
+    if collector:
+        collector.streams.close_part(index, records[records[:, OPEN_AT_END] == 1, SERIAL].tolist())
+    return records
 
 
 def _note_batch(buf: np.ndarray, P: np.ndarray, n: int, capture: CaptureStats) -> None:
@@ -128,7 +123,14 @@ def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | N
     if not settings.classify:
         return None
     many = 2 if parts is None else parts
-    return PayloadCollector(many, int(settings.timeouts_ns().max()))
+    return PayloadCollector(many, int(settings.timeouts_ns().max()), _walk_candidates(settings))
+
+
+def _walk_candidates(settings: Settings):
+    """Which servers an open connection is walked towards: the catalog's WhatsApp and
+    Meta addresses (dissect/streams.py)."""
+    from flowscope.classify.catalog import load_catalog
+    return load_catalog(settings.catalogs).chat_candidates()
 
 
 def _run(paths, settings, on_progress, hashes):
@@ -154,27 +156,22 @@ class Analysis:
         self.captures: list[CaptureStats] = []
         self.parts: list[np.ndarray] = []
         self._file_of_part: list[int] = []  # index into captures
-        self._sources: list[tuple | None] = []  # (path, open_reader) a part, to read it again
+        self._sweep_of_part: list[int] = []  # flows/merge.py NOT_CHUNKED, or a chunk's last sweep
         self.collector = new_collector(settings, parts)
-        # Engines that read a file in pieces: fn(merged records, part index of each merged
-        # row's last part) sets, in place, what only a one-pass read of the file knows.
-        self.settle_merged: Callable[[np.ndarray, np.ndarray], None] | None = None
         self._geo = _open_geo(settings)  # opens while the parts are read
-        self._carry: set[int] = set()    # walked streams open at the end of a file read so far
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
         cap = CaptureStats(path=str(path))
-        part = read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress,
-                         carry=self._carry)
-        self.add_part(part, cap, source=(str(path), open_capture))
+        part = read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress)
+        self.add_part(part, cap)
         return cap
 
-    def add_part(self, records: np.ndarray, capture: CaptureStats, source: tuple | None = None) -> None:
+    def add_part(self, records: np.ndarray, capture: CaptureStats, sweep_ns: int = NOT_CHUNKED) -> None:
         """Take a part read elsewhere by read_part(..., index=len(self.parts), ...); its payload
         goes into self.collector by the caller. `capture` is the entry of the file it came
         from: new files are appended to `captures`, a later chunk of a file already there
-        passes that same object (filled in by the caller). `source` is (path, open_reader)
-        to read the part again (see _reread)."""
+        passes that same object (filled in by the caller). `sweep_ns`: for a chunk of a file,
+        the last idle sweep a one-pass read of the file would make (engine/sweeps.py)."""
         if len(records) and (records[:, CAPTURE] != len(self.parts)).any():
             raise ValueError(f"part records carry another part index than {len(self.parts)}")
         file = next((k for k, c in enumerate(self.captures) if c is capture), None)
@@ -183,24 +180,7 @@ class Analysis:
             file = len(self.captures) - 1
         self.parts.append(records)
         self._file_of_part.append(file)
-        self._sources.append(source)
-        walked_open = (records[:, OPEN_AT_END] == 1) & (records[:, STREAM] > 0)
-        self._carry.update(records[walked_open, HASH].tolist())
-
-    def _reread(self, part: int, records: set) -> StreamStore:
-        """The streams of `records` ((part, serial) of this part), read again: needed when the
-        part was read without knowing the walked streams open at the end of the part before
-        it (files given out of time order; parts read in parallel by an engine)."""
-        from flowscope.flows.layout import SERIAL
-        if self._sources[part] is None:
-            raise ValueError(f"part {part} cannot be read again: added without its source")
-        path, open_reader = self._sources[part]
-        rows = self.parts[part]
-        hashes = rows[np.isin(rows[:, SERIAL], [s for _c, s in records]), HASH].tolist()
-        probe = _StreamsOnly(self.collector.keep, records)
-        read_part(path, part, CaptureStats(path=path), self.settings, probe, open_reader=open_reader,
-                  carry=hashes, carry_always=True)
-        return probe.streams
+        self._sweep_of_part.append(sweep_ns)
 
     def finish(self, hashes: dict | None = None, final: bool = True) -> "Finished":
         """Finished(flows, captures, notes, frames, events) for the parts so far.
@@ -211,31 +191,31 @@ class Analysis:
         file_of_part = np.array(self._file_of_part, dtype=np.int64)
         rank = _time_ranks(self.captures, file_of_part)
         records[:, PART] = rank[records[:, PART]]
-        merged, dest = merge_parts(records, self.settings.timeouts_ns())
-        if self.settle_merged is not None:
-            part_of_rank = np.argsort(rank)
-            self.settle_merged(merged, part_of_rank[merged[:, PART]])
+        sweep_by_rank = np.empty(len(rank), dtype=np.int64)
+        sweep_by_rank[rank] = self._sweep_of_part
+        merged, dest = merge_parts(records, self.settings.timeouts_ns(), sweep_by_rank)
         order = flow_order(merged)
         flow_of_merged = np.empty(len(order), dtype=np.int64)
         flow_of_merged[order] = np.arange(len(order))
         flows = merged[order]
         flows[:, CAPTURE] = file_of_part[flows[:, CAPTURE]]  # the part a flow began in -> its file
         table = to_table(flows, paths, _apps(self.captures))
+        mflows = MergedFlows(records, dest, merged, flow_of_merged)
         notes: dict = {}
+        walks = None
         if self.collector:
             from flowscope.classify.stage import label_flows
+            from flowscope.metadata.walked import stitch_flows
             collector = self.collector if final else self.collector.snapshot()
-            table, notes = label_flows(table, records, dest, flow_of_merged, merged[:, ORIG_IS_A],
-                                       collector, self.settings)
+            walks = stitch_flows(mflows, collector.streams)
+            table, notes = label_flows(table, mflows, collector, self.settings, walks)
         else:
             for c in schema.LABELS:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
         notes.update(geo_notes)
         from flowscope.metadata.stage import describe
-        table, frames, events, meta_notes = describe(
-            table, records, dest, flow_of_merged, merged,
-            self.collector.streams if self.collector else None, self._reread)
+        table, frames, events, meta_notes = describe(table, walks)
         if meta_notes:
             notes["metadata"] = meta_notes
         if hashes is not None:
@@ -248,17 +228,6 @@ class Analysis:
     def _width() -> int:
         from flowscope.flows.layout import NF
         return NF
-
-
-class _StreamsOnly:
-    """A collector for a second reading of a file: only the named records' streams."""
-
-    def __init__(self, keep, records: set):
-        self.keep = keep
-        self.streams = StreamStore(only=records)
-
-    def __call__(self, buf, P, part) -> None:
-        self.streams(buf, P, part)
 
 
 class Finished(NamedTuple):

@@ -88,9 +88,10 @@ GEO = (
 )
 
 METADATA = (
-    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked (only whatsapp.chat and whatsapp.web flows whose stream start was captured are)."),
+    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked (only whatsapp.chat and whatsapp.web flows are: from their stream start, or resynchronised on a connection already open, see frame_sync)."),
     Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
-    Column("frame_gaps", pa.int64(), "Directions (0-2) whose frame walk stopped at stream bytes the capture does not hold (a lost segment, a snaplen cut); frames after a gap are not guessed."),
+    Column("frame_gaps", pa.int64(), "Holes in the walked streams: stream bytes the capture does not hold (a lost segment, a snaplen cut). A hole inside a frame whose header was read keeps the walk in step; after any other the walk resynchronises, and frames inside the hole are not counted."),
+    Column("frame_sync", pa.string(), "How the frame walk found its first frame boundary: prologue (the stream start was captured: the WhatsApp prologue, or the ClientHello of WhatsApp Web), resync (a connection already open: a chain of frame or TLS record headers locked, metadata/framewalk.py), or null (not walked)."),
     Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted; for a walked chat flow, its outbound message events, each naming at least one recipient to the operator (a lower bound on recipient identifiers sent); null otherwise."),
     Column("counterparts_basis", pa.string(), "How counterparts was derived: p2p-peer, call-relays, chat-outbound-messages, or empty."),
 )
@@ -137,7 +138,7 @@ CAPTURE_FIELDS = {
 
 
 METADATA_SUMMARY_FIELDS = {
-    "frames": "flows_walked, frames_up, frames_down, gaps (sums of the flows' columns), and counts of walks skipped or cut: walk-desync (a TLS record header that cannot be one), walk-no-prologue, walk-skipped-*, walk-files-read-again (a file read a second time because it came before the file where its flow began).",
+    "frames": "flows_walked, flows_resync (walks that began on a connection already open), frames_up, frames_down, gaps (sums of the flows' columns), and counts of walks skipped or cut: walk-desync (a header that cannot be one after a lock: the walk searched again), walk-skipped-not-labelled, walk-stitch-mismatch (a later part's walk did not meet the walk it continues: a gap is counted), walk-continuation-not-kept (a later part's first segments exceeded the bound kept for stitching).",
     "events_by_kind": "Events per kind.",
     "calls": "Calls (WhatsApp call legs of one device within 60 s of each other).",
     "call_seconds": "Their summed duration, first to last packet of any leg, s.",

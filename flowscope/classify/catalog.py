@@ -420,6 +420,12 @@ class Catalog:
             out[is6] = index.lookup6(hi[is6], lo[is6])
         return out[inverse] if len(ips) else np.empty(0, dtype=np.int32)
 
+    def chat_candidates(self) -> "AddressSet":
+        """The addresses a connection already open may be WhatsApp chat towards: prefixes of a
+        whatsapp.* service or Meta's, historic ones included (2015 chat ran on SoftLayer)."""
+        wanted = np.array([r.service.startswith("whatsapp.") or bool(r.meta) for r in self.prefixes] + [False])
+        return AddressSet(self._prefix_index(True), wanted)
+
     def match_addresses(self, ips: Sequence, include_historic: bool = True) -> list[PrefixRule | None]:
         """The longest matching prefix rule per address (None where no prefix matches)."""
         rules = self.prefixes
@@ -541,3 +547,21 @@ def _load_catalog(extra: Sequence = ()) -> Catalog:
                    ports=[PortRule(**f) for f in merged["port"].values()],
                    apps=[AppRule(**f) for f in merged["app"].values()],
                    sources=sources, version=version, overridden=overridden)
+
+
+class AddressSet:
+    """Membership of packet-batch addresses (64-bit halves, IPv4 mapped as ::ffff:a.b.c.d)
+    in a set of the catalog's prefixes; picklable, for the parts an engine reads elsewhere."""
+
+    def __init__(self, index: _PrefixIndex, wanted: np.ndarray):
+        self.index, self.wanted = index, wanted  # wanted[-1] is False: "no prefix" (owner -1)
+
+    def __call__(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        hi, lo = np.asarray(hi, dtype=np.int64), np.asarray(lo, dtype=np.int64)
+        out = np.zeros(len(hi), dtype=bool)
+        v4 = (hi == 0) & ((lo >> 32) == 0xFFFF)
+        if v4.any():
+            out[v4] = self.wanted[self.index.lookup4((lo[v4] & 0xFFFFFFFF).astype(np.uint32))]
+        if (~v4).any():
+            out[~v4] = self.wanted[self.index.lookup6(hi[~v4].view(np.uint64), lo[~v4].view(np.uint64))]
+        return out

@@ -49,7 +49,7 @@ from typing import Iterable, Sequence
 
 from flowscope.classify.catalog import Catalog, PrefixRule
 
-EVIDENCE_KINDS = ("app-uid", "wa-prologue", "stun", "sni", "quic-sni", "dns", "http-host", "ip-prefix", "asn",
+EVIDENCE_KINDS = ("app-uid", "wa-prologue", "wa-frames", "tls-records", "stun", "sni", "quic-sni", "dns", "http-host", "ip-prefix", "asn",
                   "port")
 NO_EVIDENCE = ""  # the evidence value when nothing in the catalog matched
 CONFIDENCES = ("high", "medium", "low")

@@ -79,12 +79,41 @@ def _stun_rtt(table: pa.Table, evidences) -> pa.Table:
     return table.set_column(table.schema.get_field_index("rtt_source"), "rtt_source", pa.array(source, type=pa.string()))
 
 
-def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a, collector, settings):
+# Protocol evidence a resynchronised frame walk does not override (it never meets them: a
+# flow with a prologue or a ClientHello is walked from its start).
+_STRONGER = ("wa-prologue", "sni", "quic-sni", "stun", "http-host")
+_WA_ENDPOINT = ("whatsapp.chat", "whatsapp.web")
+
+
+def _resync_label(lb: Label, walk) -> Label:
+    """A connection already open, walked by resynchronising: WhatsApp frame headers that
+    chain are the evidence of whatsapp.chat; TLS records chain in any TLS stream, so they
+    make whatsapp.web only towards a server whose DNS name is a WhatsApp chat or Web
+    endpoint (Meta's edges serve media and other HTTPS on the same addresses: an address
+    alone does not tell WhatsApp Web from a media download)."""
+    if walk is None or walk.sync != "resync" or lb.evidence in _STRONGER:
+        return lb
+    up, down = (len(f) for f in walk.frames)
+    both = all(walk.locked)
+    if walk.unit == "wa-frame":
+        confidence = "high" if both and up + down >= 8 else "medium" if up + down >= 3 else "low"
+        return Label("whatsapp.chat", True, lb.hostname, "wa-frames", confidence,
+                     f"WhatsApp frame headers chained on a connection already open ({up} frames from the "
+                     f"originator, {down} back; the prologue was not captured); before: {lb.rule}")
+    if walk.unit == "tls-record" and lb.service in _WA_ENDPOINT and lb.evidence == "dns":
+        return Label("whatsapp.web", True, lb.hostname, "tls-records", "medium" if both else "low",
+                     f"TLS records on a connection already open to a WhatsApp chat endpoint (WhatsApp Web or "
+                     f"Desktop; the ClientHello was not captured); endpoint: {lb.rule}")
+    return lb
+
+
+def label_flows(table: pa.Table, flows, collector, settings, walks=None):
+    """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
+    `walks` the stitched frame walks (metadata/walked.Walks)."""
     cols = table.select(["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"]).to_pydict()
     l4, orig_port, resp_port = cols["l4"], cols["orig_port"], cols["resp_port"]
     none = ev_mod.Evidence()
-    evidences = [e or none for e in ev_mod.for_flows(records, dest, flow_of_merged, merged_orig_is_a,
-                                                      collector, table.num_rows)]
+    evidences = [e or none for e in ev_mod.for_flows(flows, collector, table.num_rows)]
     counts = collector.counts
     dns_index = _dns_index(evidences)
     starts = table["ts_start"].cast(pa.int64()).to_pylist()
@@ -97,6 +126,8 @@ def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a
              for i, e in enumerate(evidences)]
     labels = classify_many(flows, catalog)
     labels = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
+    if walks is not None and walks.flows:
+        labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
     new = {
         "service": [lb.service for lb in labels],
         "is_meta": [lb.is_meta for lb in labels],

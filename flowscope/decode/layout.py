@@ -47,9 +47,11 @@ NCOL = 32
 # HINT values (0: nothing a dissector reads)
 HINT_OTHER, HINT_WA, HINT_TLS = 1, 2, 3  # HTTP/STUN/QUIC; "ED"/"WA" prologue; TLS handshake record
 # KEEP bits: the dissectors see the packet; it belongs to a walked stream (all payload of
-# WhatsApp chat and WhatsApp Web flows); it is a ClientHello's first segment whose server
-# name is still undecided (the stream keeps it if the next segment names web.whatsapp.com)
-KEEP_EVIDENCE, KEEP_STREAM, KEEP_HELLO = 1, 2, 4
+# WhatsApp chat and WhatsApp Web flows, and of connections open before the part began);
+# it is a ClientHello's first segment whose server name is still undecided (the stream
+# keeps it if the next segment names web.whatsapp.com); with KEEP_STREAM, the record is
+# such an open connection (walked by resynchronising) or WhatsApp Web (TLS records)
+KEEP_EVIDENCE, KEEP_STREAM, KEEP_HELLO, KEEP_RESYNC, KEEP_WEB = 1, 2, 4, 8, 16
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 

@@ -10,8 +10,9 @@ kept packets, and its bytes are dropped. Other records (UDP, mid-stream TCP) may
 record of the previous file, so their bytes wait until the parts are merged; combined in
 time order and cut to the same limits, they give exactly the single-file result.
 
-Separately, every payload packet of a WhatsApp chat or WhatsApp Web record (KEEP_STREAM)
-goes to a StreamStore for the frame walk of the metadata stage.
+Separately, every payload packet of a walked record (KEEP_STREAM: WhatsApp chat and Web,
+and connections already open towards WhatsApp/Meta servers) is walked for frames as it
+comes (dissect/streams.py); only the frames and a bounded state are kept.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from flowscope.decode.layout import (
     DIR, DPORT, FLOW, FSYN, KEEP, KEEP_EVIDENCE, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS,
 )
 from flowscope.dissect import evidence as ev
-from flowscope.dissect.streams import StreamStore
+from flowscope.dissect.streams import StreamWalks
 
 # Payload packets kept per flow direction (originator, responder). TCP: the client's first
 # segments hold the ClientHello (two segments with post-quantum key shares), the WhatsApp
@@ -43,12 +44,13 @@ class PayloadCollector:
     several parts, the window in which a record may continue the previous part's flow.
     """
 
-    def __init__(self, parts: int = 1, continuation_ns: int = 0):
+    def __init__(self, parts: int = 1, continuation_ns: int = 0, candidates=None):
         self.pending: dict[tuple[int, int], ev.FlowBytes] = {}
         self.evidence: dict[tuple[int, int], ev.Evidence] = {}
         self.decided: set[tuple[int, int]] = set()  # TCP records dissected from their SYN on
         self.counts: Counter = Counter()
-        self.streams = StreamStore()  # every payload packet of WhatsApp chat/Web records (frame walk)
+        # frame walks of WhatsApp chat/Web records; a record of a later part may continue one
+        self.streams = StreamWalks(candidates, keep_head=parts > 1)
         # With several parts, a record starting within the longest timeout of its part's
         # first packet may continue a flow of the previous part: the table keeps its bytes
         # whatever they look like, so that joining parts reproduces the single-file result.
@@ -65,7 +67,7 @@ class PayloadCollector:
         if not len(kept):
             return
         bits = P[kept, KEEP]
-        if self.streams.hello or (bits & (KEEP_STREAM | KEEP_HELLO)).any():
+        if self.streams.tentative or (bits & (KEEP_STREAM | KEEP_HELLO)).any():
             self.streams(buf, P, part, kept)
         rows = kept[(bits & KEEP_EVIDENCE) != 0]
         if not len(rows):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from flowscope.dissect import dns, http, quic, stun, tls, whatsapp
 
 
@@ -160,26 +162,24 @@ def add_dns(ev: Evidence, l4: int, ts: int, data: bytes, counts: Counter) -> Non
             ev.dns_answers += [(ts, addr, name) for addr, name in dns.address_names(msg).items()]
 
 
-def for_flows(records, dest, flow_of_merged, merged_orig_is_a, collector, n_flows: int) -> list:
-    """Evidence per final flow (flow_id order; None where nothing was kept).
+def for_flows(flows, collector, n_flows: int) -> list:
+    """Evidence per final flow (flow_id order; None where nothing was kept), from
+    `flows` (flows/merge.MergedFlows).
 
     A flow's records are taken in time order. Pending bytes of its records are joined
     (directions aligned to the merged flow's originator), cut to the first kept packets
     per direction, then dissected once.
     """
     from flowscope.dissect.collect import KEEP_TCP, KEEP_UDP
-    from flowscope.flows.layout import CAPTURE, ORIG_IS_A, PART, SERIAL
-    row_of = {key: k for k, key in enumerate(zip(records[:, CAPTURE].tolist(), records[:, SERIAL].tolist()))}
-    keys = sorted((k for k in map(row_of.get, set(collector.evidence) | set(collector.pending)) if k is not None),
-                  key=lambda k: (records[k, PART], records[k, SERIAL]))
+    keys = flows.keys()
+    kept_keys = set(collector.evidence) | set(collector.pending)
+    mask = np.fromiter((key in kept_keys for key in keys), dtype=bool, count=len(keys))
     out: list = [None] * n_flows
     decided: dict[int, list] = {}
     pending: dict[int, FlowBytes] = {}
     closed: set[int] = set()
-    for k in keys:
-        key = (int(records[k, CAPTURE]), int(records[k, SERIAL]))
-        m = int(dest[k])
-        fid = int(flow_of_merged[m])
+    for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(mask))):
+        key = keys[k]
         if key in collector.evidence:
             decided.setdefault(fid, []).append(collector.evidence[key])
             if key in collector.decided:
@@ -187,7 +187,6 @@ def for_flows(records, dest, flow_of_merged, merged_orig_is_a, collector, n_flow
         kept = collector.pending.get(key)
         if kept is not None and fid not in closed:
             into = pending.setdefault(fid, FlowBytes(kept.l4))
-            swap = records[k, ORIG_IS_A] != merged_orig_is_a[m]
             for d in (0, 1):
                 src = 1 - d if swap else d
                 into.segments[d].extend(kept.segments[src])

@@ -1,97 +1,180 @@
-"""The TCP segments of walked streams: every payload packet of WhatsApp chat and Web flows.
+"""Walked streams: frames found as the segments of a record arrive, not bytes kept.
 
-The flow table marks them (KEEP_STREAM); this store copies their bytes out of the read
-buffer into one bytes object per batch, with their columns as one numpy array (no Python
-object per packet is kept while reading), and hands them out per flow record and
-direction at the end, in capture order. Bytes stay in memory only: the frame walk reads
-the 3-byte frame headers (or TLS record headers) and nothing is ever written.
+The flow table marks (KEEP bits) every payload packet of three kinds of TCP record:
+- WhatsApp chat from its prologue (KEEP_STREAM), WhatsApp Web from a ClientHello naming
+  web.whatsapp.com (KEEP_STREAM | KEEP_WEB), and a ClientHello whose name is still to come
+  (KEEP_HELLO: walked tentatively until the next segment decides);
+- connections already open when the part began, on ports 5222/443/80 (KEEP_STREAM |
+  KEEP_RESYNC): walked only where the responder is a WhatsApp or Meta address of the
+  catalog (or on 5222), searching for frame boundaries (metadata/framewalk.py).
+
+Each record gets a RecordWalk: two framewalk.Direction objects, fed here in capture order.
+Their state is bounded (pending and search bytes, a continuation's first segments), so a
+walked flow costs memory by frames, not bytes, and payload never leaves memory. A record
+open at the end of its part keeps its state: the merge stitches it to the record that
+continues it in the next part, wherever that part was read.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
-from flowscope.decode.layout import DIR, FLOW, KEEP, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, PLEN, POFF, SEQ, TS
+from flowscope.decode.layout import (
+    ACK, DIR, DPORT, DST_HI, DST_LO, FLAGS, FLOW, KEEP, KEEP_HELLO, KEEP_RESYNC, KEEP_STREAM, KEEP_WEB, NTH, PCAP,
+    PLEN, POFF, SEQ, SPORT, SRC_HI, SRC_LO, TS,
+)
+from flowscope.metadata.framewalk import HEAD_LIMIT, LEGACY, LOCKED, NOISE, OFF, PROLOGUE, SEARCH, TLS, Direction
 
-_COLS = [FLOW, DIR, SEQ, TS, PLEN, PCAP, POFF, NTH]
+_COLS = [FLOW, DIR, SEQ, ACK, TS, PLEN, PCAP, POFF, NTH, KEEP, FLAGS]
+ACK_FLAG = 0x10
+CHAT_PORT = 5222
+# An open connection to a server that is not a candidate is not walked; with several parts
+# it keeps this much of its first bytes, in case it continues a walked flow (a chat server
+# missing from the catalog) of the part before.
+HEAD_LIMIT_OTHER = 16 << 10
+WA, WEB, RESYNC = "wa", "web", "resync"
 
 
-def _gather(buf: np.ndarray, offsets: list, lengths: list) -> tuple[bytes, list]:
-    """The captured payloads concatenated (one copy), and where each starts in the result."""
-    mv = memoryview(buf)
-    starts, pos = [], 0
-    for n in lengths:
-        starts.append(pos)
-        pos += n
-    return b"".join([mv[o:o + n] for o, n in zip(offsets, lengths)]), starts
+class RecordWalk:
+    """The walk of one flow record: (originator, responder) directions."""
+    __slots__ = ("kind", "dirs")
+
+    def __init__(self, kind: str, keep_head: bool = False, walk: bool = True):
+        """`walk` False: only the first segments are kept, in case the record continues a
+        walked flow of the part before (an open connection to another server)."""
+        self.kind = kind
+        if kind == WA:
+            self.dirs = (Direction(PROLOGUE), Direction(LOCKED, NOISE))
+        elif kind == WEB:
+            self.dirs = (Direction(LOCKED, TLS), Direction(LOCKED, TLS))
+        else:
+            mode, limit = (SEARCH, HEAD_LIMIT) if walk else (OFF, HEAD_LIMIT_OTHER)
+            self.dirs = tuple(Direction(mode, keep_head=keep_head, head_limit=limit) for _ in range(2))
+
+    def feed(self, d: int, seq: int, ack: int | None, ts: int, plen: int, data) -> None:
+        server = self.dirs[1]
+        if d == 0 and ack is not None and self.kind != RESYNC and server.next is None and not server.frames:
+            server.next = server.frame_end = ack  # the client's first bytes acknowledge the server's ISN
+        self.dirs[d].feed(seq, ts, plen, data)
+        client = self.dirs[0]
+        if d == 0 and self.kind == WA and client.version is not None and client.version[0] <= 1:
+            server.form = LEGACY
+
+    def finish(self) -> None:
+        for d in self.dirs:
+            d.finish()
+
+    @property
+    def empty(self) -> bool:
+        return all(d.sync is None and not d.frames for d in self.dirs)
 
 
-class StreamStore:
-    """Segments per flow record (part, serial) and direction, in capture order."""
+class StreamWalks:
+    """RecordWalks per (part, flow serial). `candidates(hi, lo)` says which responder
+    addresses (128-bit halves, IPv4-mapped) may be WhatsApp chat endpoints (None: all);
+    `keep_head`: records may continue an earlier part (several parts, or live)."""
 
-    def __init__(self, only: set | None = None):
-        self.chunks: list[tuple] = []            # (part, columns array, blob, starts)
-        self.hello: dict[tuple, tuple] = {}      # ClientHello first segments awaiting a decision
-        self.extra: dict[tuple, list] = {}       # decided hello segments, placed before the rest
-        self.only = only                         # keep only these records (a second reading)
+    def __init__(self, candidates=None, keep_head: bool = False):
+        self.walks: dict[tuple[int, int], RecordWalk] = {}
+        self.tentative: dict[tuple[int, int], RecordWalk] = {}  # ClientHellos awaiting their name
+        self.ignored: set[tuple[int, int]] = set()              # open connections to other servers
+        self.candidates = candidates
+        self.keep_head = keep_head
+        self.counts: Counter = Counter()
         self.packets = 0
 
-    def __call__(self, buf: np.ndarray, P: np.ndarray, part: int, kept: np.ndarray | None = None) -> None:
-        """Take the batch's stream packets. `kept`: the rows with any KEEP bit, if the
-        caller already has them (one scan of the column a batch, not three)."""
-        if kept is None:
-            kept = np.flatnonzero(P[:, KEEP])
-        if not len(kept):
-            return
+    def __call__(self, buf: np.ndarray, P: np.ndarray, part: int, kept: np.ndarray) -> None:
         bits = P[kept, KEEP]
-        for i in kept[(bits & KEEP_HELLO) != 0].tolist():
-            f, _d, seq, ts, plen, cap, off, _n = P[i, _COLS].tolist()
-            self.hello[(part, f)] = (seq, ts, plen, bytes(buf[off:off + max(cap, 0)]))
-        rows = kept[(bits & KEEP_STREAM) != 0]
-        if len(rows):
-            self._take(buf, P[rows][:, _COLS], part)
-        if self.hello:  # a hello's next segment has been judged: if not Web, drop the first
-            later = P[kept][:, _COLS]
-            for f in np.unique(later[(later[:, 7] >= 1) & (later[:, 1] == 0), 0]).tolist():
-                self.hello.pop((part, f), None)
+        rows = kept[(bits & (KEEP_STREAM | KEEP_HELLO)) != 0]
+        if self.tentative:
+            self._decide_hellos(P, kept, part)
+        if not len(rows):
+            return
+        self._screen(P, rows, part)
+        mem = memoryview(buf)
+        for f, d, seq, ack, ts, plen, cap, off, nth, keep, flags in P[rows][:, _COLS].tolist():
+            key = (part, f)
+            walk = self.walks.get(key)
+            if walk is None:
+                if key in self.ignored:
+                    continue
+                walk = self._start(key, keep)
+            ack = ack if d == 0 and nth == 0 and flags & ACK_FLAG else None
+            walk.feed(d, seq, ack, ts, plen, mem[off:off + max(cap, 0)])
+            self.packets += 1
 
-    def merge(self, other: "StreamStore") -> None:
-        """Add the store of a part read elsewhere (engine/combine.py folds parts in order);
-        keys carry the part index, so two parts never share one."""
-        for name in ("hello", "extra"):
+    def _start(self, key, keep: int) -> RecordWalk:
+        if keep & KEEP_HELLO:
+            walk = self.tentative[key] = RecordWalk(WEB)
+            return walk
+        got = self.tentative.pop(key, None)
+        if got is not None and keep & KEEP_WEB:
+            self.walks[key] = got
+            return got
+        kind = RESYNC if keep & KEEP_RESYNC else WEB if keep & KEEP_WEB else WA
+        walk = self.walks[key] = RecordWalk(kind, keep_head=self.keep_head and kind == RESYNC)
+        return walk
+
+    def _decide_hellos(self, P, kept, part) -> None:
+        """A hello's next originator segment was judged: not WhatsApp Web, drop its walk."""
+        later = P[kept][:, [FLOW, DIR, NTH, KEEP]]
+        judged = later[(later[:, 2] >= 1) & (later[:, 1] == 0) & ((later[:, 3] & KEEP_STREAM) == 0), 0]
+        for f in np.unique(judged).tolist():
+            self.tentative.pop((part, f), None)
+
+    def _screen(self, P, rows, part) -> None:
+        """Open connections (KEEP_RESYNC) are walked only towards candidate servers."""
+        if self.candidates is None:
+            return
+        sel = P[rows]
+        res = sel[(sel[:, KEEP] & KEEP_RESYNC) != 0]
+        if not len(res):
+            return
+        flows, first = np.unique(res[:, FLOW], return_index=True)
+        new = [k for k, f in enumerate(flows.tolist()) if (part, f) not in self.walks and (part, f) not in self.ignored]
+        if not new:
+            return
+        s = res[first[new]]
+        up = s[:, DIR] == 0
+        hi = np.where(up, s[:, DST_HI], s[:, SRC_HI])
+        lo = np.where(up, s[:, DST_LO], s[:, SRC_LO])
+        port = np.where(up, s[:, DPORT], s[:, SPORT])
+        ok = (port == CHAT_PORT) | self.candidates(hi, lo)
+        for f, good in zip(s[:, FLOW].tolist(), ok.tolist()):
+            if good:
+                continue
+            if self.keep_head:
+                self.walks[(part, f)] = RecordWalk(RESYNC, keep_head=True, walk=False)
+            else:
+                self.ignored.add((part, f))
+
+    def close_part(self, part: int, open_serials) -> None:
+        """End of a part: records that ended are finished (their bounded buffers freed);
+        those open at the end (`open_serials`) keep their state for the next part."""
+        still = set(open_serials)
+        for store in (self.walks, self.tentative):
+            for key in [k for k in store if k[0] == part]:
+                if key[1] in still:
+                    continue
+                walk = store[key]
+                walk.finish()
+                if walk.empty:
+                    del store[key]
+        self.ignored = {k for k in self.ignored if k[0] != part}
+
+    def merge(self, other: "StreamWalks") -> None:
+        """Add the walks of a part read elsewhere (keys carry the part index)."""
+        for name in ("walks", "tentative"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine.keys() & theirs.keys():
-                raise ValueError(f"StreamStore.{name}: parts share keys")
+                raise ValueError(f"StreamWalks.{name}: parts share keys")
             mine.update(theirs)
-        self.chunks.extend(other.chunks)
+        self.counts.update(other.counts)
         self.packets += other.packets
 
-    def _take(self, buf: np.ndarray, cols: np.ndarray, part: int) -> None:
-        if self.only is not None:
-            cols = cols[np.array([(part, f) in self.only for f in cols[:, 0].tolist()], dtype=bool)]
-        if self.hello:
-            for f in np.unique(cols[(cols[:, 1] == 0) & (cols[:, 7] == 1), 0]).tolist():
-                got = self.hello.pop((part, f), None)
-                if got is not None:
-                    self.extra[(part, f)] = [got]
-        if len(cols):
-            blob, starts = _gather(buf, cols[:, 6].tolist(), np.maximum(cols[:, 5], 0).tolist())
-            self.chunks.append((part, cols[:, :6].copy(), blob, starts))
-            self.packets += len(cols)
+    def get(self, key) -> RecordWalk | None:
+        return self.walks.get(key) or self.tentative.get(key)
 
-    def segments(self) -> dict[tuple, tuple[list, list]]:
-        """(part, serial) -> per direction [(seq, ts_ns, payload bytes on the wire, captured
-        bytes)] in capture order (a segment cut by the snaplen holds fewer bytes than it says).
-        The captured bytes are memoryviews into the stored chunks: no copy."""
-        out: dict[tuple, tuple[list, list]] = {}
-        for key, segs in self.extra.items():
-            out.setdefault(key, ([], []))[0].extend(segs)
-        for part, cols, blob, starts in self.chunks:
-            mv = memoryview(blob)
-            for (f, d, seq, ts, plen, cap), s in zip(cols.tolist(), starts):
-                out.setdefault((part, f), ([], []))[d].append((seq, ts, plen, mv[s:s + max(cap, 0)]))
-        return out
 
-    def merge(self, other: "StreamStore") -> None:
-        self.chunks += other.chunks
-        self.extra.update(other.extra)
-        self.packets += other.packets
+__all__ = ["RecordWalk", "StreamWalks", "WA", "WEB", "RESYNC", "NOISE", "LEGACY", "TLS"]

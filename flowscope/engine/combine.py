@@ -16,10 +16,10 @@ from dataclasses import fields
 
 import numpy as np
 
-from flowscope.engine.sweeps import last_sweep_ns, settle_ends
-from flowscope.engine.chunks import PcapChunk
+from flowscope.engine.sweeps import last_sweep_ns
 from flowscope.flows.layout import NF
-from flowscope.sources import CaptureStats, open_capture
+from flowscope.flows.merge import NOT_CHUNKED
+from flowscope.sources import CaptureStats
 
 
 def exact_results(specs, results, reread) -> tuple[list, int]:
@@ -48,39 +48,28 @@ def exact_results(specs, results, reread) -> tuple[list, int]:
 def assemble(analysis, specs, results) -> None:
     """Parts in order into `analysis` (pipeline.Analysis); a file's chunks share one
     CaptureStats entry, each adding its share; every collector is folded into the run's;
-    flows that end in a chunk get the end a one-pass read gives them (sweeps.py)."""
-    files: dict = {}
+    a chunk carries the time of its file's last one-pass sweep (sweeps.py), with which the
+    merge gives flows that end in a chunk the end a one-pass read gives them."""
     runs: dict = {}  # chunked file -> its chunks' BufferRuns, in order
     for spec, res in zip(specs, results):
         if res is not None and res.runs is not None:
             runs.setdefault(spec.file, []).append(res.runs)
+    batch = analysis.settings.batch_packets
+    last_sweep = {f: last_sweep_ns(r, batch) for f, r in runs.items()}
+    files: dict = {}
+    for spec, res in zip(specs, results):
+        sweep = NOT_CHUNKED if spec.whole else last_sweep.get(spec.file, NOT_CHUNKED)
         if res is None:
-            analysis.add_part(np.zeros((0, NF), dtype=np.int64), files[spec.file])
+            analysis.add_part(np.zeros((0, NF), dtype=np.int64), files[spec.file], sweep)
             continue
         capture = files.get(spec.file)
         if capture is None:
             capture = files[spec.file] = res.capture
         else:
             merge_capture(capture, res.capture)
-        analysis.add_part(res.records, capture, source=_source(spec, res))
+        analysis.add_part(res.records, capture, sweep)
         if res.collector is not None:
             merge_collector(analysis.collector, res.collector)
-    if runs:
-        batch = analysis.settings.batch_packets
-        last_sweep = {f: last_sweep_ns(r, batch) for f, r in runs.items()}
-        sweep_of_part = np.array([None if s.whole else last_sweep.get(s.file) for s in specs], dtype=object)
-        timeouts = analysis.settings.timeouts_ns()
-        analysis.settle_merged = lambda merged, parts: settle_ends(merged, sweep_of_part[parts], timeouts)
-
-
-def _source(spec, res) -> tuple:
-    """(path, open_reader) to read the part again in the client (pipeline.Analysis._reread:
-    walked streams that continue from the part before, which a task reading in parallel
-    could not know)."""
-    if spec.whole:
-        return spec.path, open_capture
-    exact = spec if spec.exact else spec.exactly_at(res.start)
-    return spec.path, lambda _path, cap: PcapChunk(exact, cap)
 
 
 def merge_collector(into, part) -> None:

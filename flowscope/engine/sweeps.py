@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowscope.flows.layout import (
-    D, END_EOF, END_FIN, END_IDLE, END_REASON, END_RST, FIN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO,
-    LAST_ANY, ND, RST, TCPFLAGS, TO_OTHER, TO_TCP, TO_TCP_CLOSED, TO_UDP,
-)
-from flowscope.pipeline import EXPIRE_EVERY_BATCHES, EXPIRE_SLACK_NS
+from flowscope.flows.merge import NO_SWEEP as NO_TS  # "the read never swept"
+from flowscope.flows.table import EXPIRE_EVERY_BATCHES
 from flowscope.sources.stream import CHUNK_BYTES
 
 FIRST_BUFFER_END = 2 * CHUNK_BYTES  # open_capture fills once, the pcap header read once more
-NO_TS = np.iinfo(np.int64).min      # the flow table's "no timestamp seen yet"
 
 
 def buffer_end_after(offset: int) -> int:
@@ -96,26 +92,3 @@ def last_sweep_ns(runs: list[BufferRuns], batch_packets: int) -> int:
             return max(before, int(np.concatenate(ts[g])[:upto].max()))
         done += n
     raise AssertionError("unreachable: the last sweep lies within the batches")
-
-
-def settle_ends(merged: np.ndarray, sweep_ns: np.ndarray, timeouts_ns: np.ndarray) -> None:
-    """Set END_REASON, in place, as the one-pass read would, for merged flows whose last part
-    was a chunk (sweep_ns: the last sweep of that chunk's file, per row; None elsewhere) and
-    that are the last of their key (an earlier one ended when the next began: idle)."""
-    key = merged[:, [K_PROTO, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS]]
-    last_of_key = np.ones(len(merged), dtype=bool)
-    last_of_key[:-1] = (key[1:] != key[:-1]).any(axis=1)  # merged rows come sorted by key, then time
-    rows = np.flatnonzero(last_of_key & np.array([s is not None for s in sweep_ns], dtype=bool))
-    if not len(rows):
-        return
-    M = merged[rows]
-    now = np.array([sweep_ns[r] for r in rows.tolist()], dtype=np.int64)
-    fo, fr = M[:, D + TCPFLAGS], M[:, D + ND + TCPFLAGS]
-    rst = ((fo | fr) & RST) != 0
-    closed = rst | (((fo & FIN) != 0) & ((fr & FIN) != 0))
-    proto = M[:, K_PROTO] & 0xFF
-    timeout = np.where(proto == 6, np.where(closed, timeouts_ns[TO_TCP_CLOSED], timeouts_ns[TO_TCP]),
-                       np.where(proto == 17, timeouts_ns[TO_UDP], timeouts_ns[TO_OTHER]))
-    idle_ns = np.where(now == NO_TS, 0, now - np.where(now == NO_TS, 0, M[:, LAST_ANY]))
-    swept = (now != NO_TS) & (idle_ns > timeout + EXPIRE_SLACK_NS)
-    merged[rows, END_REASON] = np.where(rst, END_RST, np.where(closed, END_FIN, np.where(swept, END_IDLE, END_EOF)))

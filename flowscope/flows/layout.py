@@ -51,10 +51,13 @@ STREAM = DUPS + 11         # every payload packet is kept for the frame walk: a 
 NF = DUPS + 12
 
 # STREAM values. A record whose first originator bytes are the WhatsApp prologue, or a TLS
-# ClientHello naming web.whatsapp.com, keeps its whole stream; so does a record that may
-# continue such a record of an earlier file (CARRIED). HELLO_PENDING: a ClientHello whose
-# first segment did not name the server; the next originator segment decides.
-STREAM_NONE, STREAM_WA, STREAM_WEB, STREAM_CARRIED, STREAM_HELLO_PENDING = 0, 1, 2, 3, -1
+# ClientHello naming web.whatsapp.com, has every payload packet walked; so has a TCP record
+# that began without a SYN on port 5222, 443 or 80 (RESYNC: a connection already open,
+# perhaps WhatsApp chat; dissect/streams.py keeps only those to candidate servers).
+# HELLO_PENDING: a ClientHello whose first segment did not name the server; the next
+# originator segment decides.
+STREAM_NONE, STREAM_WA, STREAM_WEB, STREAM_RESYNC, STREAM_HELLO_PENDING = 0, 1, 2, 3, -1
+RESYNC_PORTS = (5222, 443, 80)
 WEB_WHATSAPP = b"web.whatsapp.com"
 
 # end_reason codes, with their names in flows.parquet

@@ -11,15 +11,17 @@ suppressed (the dedup ring does not cross parts).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
 from flowscope.flows.layout import (
     ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_IDLE, END_REASON, FIRST, FIRST_ANY,
     FIRST_PURE_SYN, FRAME, ISN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
-    NONE, NPAY, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS,
+    NONE, NPAY, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS, CAPTURE,
 )
-from flowscope.flows.table import end_reason_of, is_closed, timeout_of
+from flowscope.flows.table import EXPIRE_SLACK_NS, end_reason_of, is_closed, timeout_of
 from flowscope.decode.layout import NO_UID
 
 _SUM = (PKTS, BYTES, PAYLOAD, FRAME, NPAY)
@@ -89,8 +91,60 @@ def _merge_sorted(R, order, timeouts, dest):
     return M[:m + 1]
 
 
-def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge records from all parts (numbered in time order).
+# Per part: the time of the last idle sweep a one-pass read of its file would have made, for
+# parts that are chunks of a file (engine/sweeps.py); NOT_CHUNKED elsewhere, NO_SWEEP where
+# the one-pass read never swept.
+NOT_CHUNKED = np.iinfo(np.int64).max
+NO_SWEEP = np.iinfo(np.int64).min
+
+
+@njit(cache=True)
+def _settle(M, sweep_ns, timeouts, slack):
+    """The end a one-pass read gives the last flow of each key whose last part is a chunk:
+    idle if its last sweep found it past its timeout + slack, else open at the end."""
+    for m in range(len(M)):
+        now = sweep_ns[M[m, PART]]
+        if now == NOT_CHUNKED or (m + 1 < len(M) and _same_key(M, m, m + 1)):
+            continue
+        swept = now != NO_SWEEP and now - M[m, LAST_ANY] > timeout_of(M, m, timeouts) + slack
+        M[m, END_REASON] = end_reason_of(M, m, END_IDLE if swept else END_EOF)
+
+
+@dataclass
+class MergedFlows:
+    """The parts' records merged into flows: what later stages read instead of raw arrays.
+
+    `records`: every part's records (PART = the part's rank in time, CAPTURE = its index);
+    `dest[k]`: the merged row of record k; `merged`: merged rows sorted by key, then time;
+    `flow_of_merged[m]`: the flow id (row of the flow table) of merged row m."""
+    records: np.ndarray
+    dest: np.ndarray
+    merged: np.ndarray
+    flow_of_merged: np.ndarray
+
+    def by_flow(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(record index, flow id, swapped) of the records where `mask` (all: None), by flow
+        id and then in time order; `swapped`: the record's originator is the flow's responder."""
+        idx = np.arange(len(self.records)) if mask is None else np.flatnonzero(mask)
+        R = self.records
+        fid = self.flow_of_merged[self.dest[idx]]
+        order = np.lexsort((R[idx, SERIAL], R[idx, PART], fid))
+        idx = idx[order]
+        swapped = R[idx, ORIG_IS_A] != self.merged[self.dest[idx], ORIG_IS_A]
+        return idx, fid[order], swapped
+
+    def key(self, k: int) -> tuple[int, int]:
+        """(part index, flow serial): how the collectors name record k."""
+        return int(self.records[k, CAPTURE]), int(self.records[k, SERIAL])
+
+    def keys(self) -> list[tuple[int, int]]:
+        return list(zip(self.records[:, CAPTURE].tolist(), self.records[:, SERIAL].tolist()))
+
+
+def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray, sweep_ns: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge records from all parts (numbered in time order). `sweep_ns` (per part rank, see
+    NOT_CHUNKED) ends flows that end in a chunk as a one-pass read would.
 
     Returns (merged records, dest) where dest[k] is the merged row that record k went into.
     """
@@ -100,4 +154,7 @@ def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray) -> tuple[np.ndarra
     R = np.ascontiguousarray(records)
     order = np.lexsort((R[:, SERIAL], R[:, PART], R[:, K_PORTS], R[:, K_BLO],
                         R[:, K_BHI], R[:, K_ALO], R[:, K_AHI], R[:, K_PROTO]))
-    return _merge_sorted(R, order, timeouts_ns, dest), dest
+    M = _merge_sorted(R, order, timeouts_ns, dest)
+    if sweep_ns is not None and (sweep_ns != NOT_CHUNKED).any():
+        _settle(M, np.asarray(sweep_ns, dtype=np.int64), timeouts_ns, EXPIRE_SLACK_NS)
+    return M, dest

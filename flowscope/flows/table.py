@@ -17,19 +17,22 @@ from flowscope.flows.layout import (
     ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
     END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
     K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, ISN, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END,
-    ORIG_IS_A, PART, PAYLOAD, PKTS, RST, SERIAL, STREAM, STREAM_CARRIED, STREAM_HELLO_PENDING,
+    ORIG_IS_A, PART, PAYLOAD, PKTS, RST, SERIAL, STREAM, STREAM_RESYNC, STREAM_HELLO_PENDING,
     STREAM_NONE, STREAM_WA, STREAM_WEB, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
     TO_TCP_CLOSED, TO_UDP, USEFUL, WEB_WHATSAPP,
 )
 
 S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS, S_MINTS = 0, 1, 2, 3, 4
-# keep[]: payload packets handed to the dissectors per flow direction, the window in
-# which a record not starting with a SYN may continue the previous part's flow (-1: none),
-# and whether a carried key keeps its stream only within that window (0) or always (1:
-# a second reading of a file for records whose stream turned out to be needed)
-K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS, K_CARRY_ALWAYS = 0, 1, 2, 3, 4, 5
+# keep[]: payload packets handed to the dissectors per flow direction, and the window in
+# which a record not starting with a SYN may continue the previous part's flow (-1: none)
+K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS = 0, 1, 2, 3, 4
 NEEDLE = np.frombuffer(WEB_WHATSAPP, dtype=np.uint8).copy()
 OK, NEED_GROW = 0, 1
+# A read sweeps idle flows out every EXPIRE_EVERY_BATCHES batches (flat memory); a flow
+# counts as idle there when its timeout + EXPIRE_SLACK_NS has passed (timestamps may run
+# backwards a little). The merge applies the same rule to flows that end in a chunk.
+EXPIRE_EVERY_BATCHES = 64
+EXPIRE_SLACK_NS = 60 * 1_000_000_000
 _TS_FIELDS = (FIRST, LAST, SYN_TS, SYNACK_TS, ACK_TS, DTS0, DTS1, ISN)  # start as NONE
 
 
@@ -118,7 +121,7 @@ def _index_remove(T, index, r):
 
 
 @njit(cache=True)
-def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry):
+def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture):
     for f in range(NF):
         T[r, f] = 0
     T[r, K_PROTO] = proto
@@ -147,18 +150,10 @@ def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part
     S[S_SERIAL] += 1
     T[r, PART] = part
     T[r, CAPTURE] = capture
-    if len(carry) and (proto & 0xFF) == 6 and _carried(T, r, P, i, h, S, keep, carry):
-        T[r, STREAM] = STREAM_CARRIED
-
-
-@njit(cache=True)
-def _carried(T, r, P, i, h, S, keep, carry):
-    """May this new record continue a walked stream of an earlier file (key in `carry`)?"""
-    if keep[K_CARRY_ALWAYS] == 0 and (T[r, FIRST_PURE_SYN] == 1 or keep[K_CONTINUATION_NS] < 0
-                                      or P[i, pk.TS] - S[S_MINTS] > keep[K_CONTINUATION_NS]):
-        return False
-    k = np.searchsorted(carry, h)
-    return k < len(carry) and carry[k] == h
+    if (proto & 0xFF) == 6 and (flags & SYN) == 0:
+        resp_port = P[i, pk.DPORT] if orig_is_src else P[i, pk.SPORT]
+        if resp_port == 5222 or resp_port == 443 or resp_port == 80:  # layout.RESYNC_PORTS
+            T[r, STREAM] = STREAM_RESYNC
 
 
 @njit(cache=True)
@@ -255,8 +250,14 @@ def _stream(T, r, P, i, d, buf):
 
     Decided at the record's first originator payload: the WhatsApp prologue (decode's
     HINT), or a TLS ClientHello containing web.whatsapp.com (searched in its first
-    segment and, if the hello continues, in the next one)."""
+    segment and, if the hello continues, in the next one). A record that began without a
+    SYN on a chat port (STREAM_RESYNC) is walked from its first payload."""
     st = T[r, STREAM]
+    if st == STREAM_RESYNC:
+        if d == 0 and P[i, pk.NTH] == 0 and P[i, pk.HINT] == pk.HINT_WA:
+            T[r, STREAM] = STREAM_WA  # the SYN was missed, the prologue was not
+            return pk.KEEP_STREAM
+        return pk.KEEP_STREAM | pk.KEEP_RESYNC
     nth = P[i, pk.NTH]
     if d == 0 and nth == 0 and st == STREAM_NONE:
         hint = P[i, pk.HINT]
@@ -274,15 +275,16 @@ def _stream(T, r, P, i, d, buf):
         found = len(buf) > 0 and P[i, pk.PCAP] > 0 and _contains(buf, P[i, pk.POFF], P[i, pk.PCAP], NEEDLE)
         st = STREAM_WEB if found else STREAM_NONE
         T[r, STREAM] = st
+    if st == STREAM_WEB:
+        return pk.KEEP_STREAM | pk.KEEP_WEB
     return pk.KEEP_STREAM if st > 0 else 0
 
 
 @njit(cache=True, nogil=True)
-def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep, buf, carry):
+def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep, buf):
     """Account packets P[start:n]; finished flows are copied to `out`.
 
-    `buf` is the read buffer P's offsets point into (empty: no stream detection); `carry`
-    the sorted key hashes whose walked stream may continue from an earlier file.
+    `buf` is the read buffer P's offsets point into (empty: no stream detection).
 
     Returns (next packet, flows written to out, status); status NEED_GROW asks the caller
     to enlarge the table and call again from `next packet`.
@@ -319,13 +321,13 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
             r = free[S[S_FREE_TOP]]
             S[S_USED] += 1
             index[j] = r + 1
-            _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry)
+            _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
         else:
             flags = P[i, pk.FLAGS]
             pure_syn = (proto & 0xFF) == 6 and (flags & (SYN | ACKF)) == SYN
             if ts - T[r, LAST_ANY] > timeout_of(T, r, timeouts) or (pure_syn and is_closed(T, r)):
                 n_out = _emit(T, r, out, n_out, END_IDLE)
-                _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture, keep, carry)
+                _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
         d = 0 if src_is_a == T[r, ORIG_IS_A] else 1
         P[i, pk.DIR] = d
         P[i, pk.FSYN] = T[r, FIRST_PURE_SYN]
@@ -375,15 +377,11 @@ _NO_BUF = np.zeros(0, dtype=np.uint8)
 class FlowTable:
     """Python owner of the compiled table's arrays; grows them when full."""
 
-    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None,
-                 carry=(), carry_always: bool = False):
-        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection);
-        carry: key hashes of walked streams that may continue into this part."""
+    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None):
+        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection)."""
         self.timeouts = timeouts_ns
         self.dedup_ns = dedup_ns
-        self.keep = np.array((*(keep if keep is not None else (-1, -1, -1, -1, -1)), int(carry_always)),
-                             dtype=np.int64)
-        self.carry = np.unique(np.asarray(list(carry), dtype=np.int64))
+        self.keep = np.array(keep if keep is not None else (-1, -1, -1, -1, -1), dtype=np.int64)
         self.T = np.zeros((rows, NF), dtype=np.int64)
         self.index = np.zeros(2 * rows, dtype=np.int64)
         self.free = np.arange(rows - 1, -1, -1, dtype=np.int64)
@@ -404,7 +402,7 @@ class FlowTable:
         while True:
             start, n_out, status = update(self.T, self.index, self.free, self.S, P, start, n,
                                           self.timeouts, self.dedup_ns, self._out, part, capture, self.keep,
-                                          buf, self.carry)
+                                          buf)
             if n_out:
                 self.finished.append(self._out[:n_out].copy())
             if status == OK:

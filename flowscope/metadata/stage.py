@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from flowscope import schema
 from flowscope.metadata import counterparts, events as events_mod, volume
 from flowscope.metadata.sides import local_is_orig_columns
-from flowscope.metadata.walked import Walked, walk_flows
+from flowscope.metadata.walked import Walked, reported
 
 _FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
                  "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
@@ -29,13 +29,14 @@ def _with_nulls(table: pa.Table) -> pa.Table:
     return table
 
 
-def describe(table: pa.Table, records, dest, flow_of_merged, merged, store, reread):
-    """(flows with METADATA columns, frames, events, notes). `store` holds the kept streams
-    (None without classification: then nothing is walked and the columns stay null)."""
-    if store is None or table.column("service").null_count == table.num_rows:
+def describe(table: pa.Table, walks):
+    """(flows with METADATA columns, frames, events, notes). `walks` are the stitched frame
+    walks (metadata/walked.py; None without classification: then nothing is walked and the
+    columns stay null)."""
+    if walks is None or table.column("service").null_count == table.num_rows:
         return _with_nulls(table), empty_table(schema.FRAMES), empty_table(schema.EVENTS), {}
     local = local_is_orig_columns(table)
-    walked = walk_flows(records, dest, flow_of_merged, merged, store, reread, table["service"], local)
+    walked = reported(walks, table["service"], local)
     frames = _frames_table(walked)
     per_flow, units = _frames_by_flow(frames)
     events, calls, chat = events_mod.build(_flows_view(table, local), per_flow, units)
@@ -86,6 +87,7 @@ def _append_metadata(table: pa.Table, walked: Walked, chat: list, calls: list) -
     new = {"frames_up": [c[0] if c else None for c in counts],
            "frames_down": [c[1] if c else None for c in counts],
            "frame_gaps": [c[2] if c else None for c in counts],
+           "frame_sync": [walked.sync.get(f) for f in ids],
            "counterparts": value, "counterparts_basis": basis}
     for c in schema.METADATA:
         table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
@@ -97,7 +99,8 @@ def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> di
     kinds = events.group_by("kind").aggregate([([], "count_all")]).to_pydict()
     directions = events.select(["kind", "direction"]).to_pydict()
     return {
-        "frames": {"flows_walked": len(counts), "frames_up": sum(c[0] for c in counts),
+        "frames": {"flows_walked": len(counts), "flows_resync": sum(v == "resync" for v in walked.sync.values()),
+                   "frames_up": sum(c[0] for c in counts),
                    "frames_down": sum(c[1] for c in counts), "gaps": sum(c[2] for c in counts),
                    **{k: v for k, v in sorted(walked.notes.items()) if v}},
         "events_by_kind": dict(sorted(zip(kinds["kind"], kinds["count_all"]))),

@@ -1,11 +1,10 @@
-"""Which flows get a frame walk, and their streams joined across the files they span.
+"""The frame walks of whole flows: each record's walk (dissect/streams.py), stitched in time
+order across the parts (files, chunks, ring files) the flow spans.
 
-A flow is walked when one of its records saw the stream start (first originator bytes:
-the WhatsApp prologue, or a ClientHello naming web.whatsapp.com; flows/table.py) and the
-classifier labelled it whatsapp.chat or whatsapp.web. Its records are joined in time
-order, directions aligned to the merged flow's originator, exactly as the evidence of
-split files is joined (dissect/evidence.for_flows). A later record whose packets were
-not kept (its file was read before the file where the flow began) is read again.
+A flow's first walked record decides how its walk began: from the stream start
+("prologue": the WhatsApp prologue or the ClientHello), or by resynchronising on a
+connection already open ("resync"). A later record continues the walk by replaying its
+first segments on the walk so far (framewalk.stitch): no file is read twice.
 """
 from __future__ import annotations
 
@@ -14,17 +13,88 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowscope.flows.layout import (
-    CAPTURE, D, ISN, ND, NONE, ORIG_IS_A, PART, PAYLOAD, SERIAL, STREAM, STREAM_WA, STREAM_WEB,
-)
-from flowscope.metadata.frames import client_version, reassemble, walk_tls, walk_wa
+from flowscope.dissect.streams import RESYNC
+from flowscope.flows.layout import D, ISN, ND, NONE, PAYLOAD
+from flowscope.metadata.framewalk import TLS, UNIT, stitch
 
-UNITS = {STREAM_WA: ("whatsapp.chat", "wa-frame"), STREAM_WEB: ("whatsapp.web", "tls-record")}
+SERVICE_OF_UNIT = {"wa-frame": "whatsapp.chat", "tls-record": "whatsapp.web"}
+
+
+@dataclass
+class FlowWalk:
+    """The stitched walk of one flow, directions as the flow's (originator, responder)."""
+    frames: tuple            # per direction [(frame bytes, ts of the first header byte, ts of the last byte)]
+    unit: str | None         # "wa-frame" or "tls-record"; None: nothing locked
+    sync: str | None         # "prologue" or "resync"
+    kind: str                # the first walked record's kind: dissect/streams.py WA, WEB or RESYNC
+    gaps: int = 0
+    desync: int = 0
+    locked: tuple = (False, False)  # per direction: the walk found frame boundaries
+    notes: Counter = field(default_factory=Counter)  # what stitching it noticed
+
+
+@dataclass
+class Walks:
+    """Walks by flow id."""
+    flows: dict = field(default_factory=dict)
+
+
+def stitch_flows(flows, store) -> Walks:
+    """One FlowWalk per flow with a walked record; `flows` is a flows/merge.MergedFlows,
+    `store` a StreamWalks (left unchanged: a live snapshot stitches again later)."""
+    out = Walks()
+    keys = flows.keys()
+    has = np.fromiter((store.get(key) is not None for key in keys), dtype=bool, count=len(keys))
+    if not has.any():
+        return out
+    wanted = np.isin(flows.dest, flows.dest[has])
+    current: dict[int, list] = {}
+    unwalked: set[int] = set()  # flows whose first record was not walked: later ones are not either
+    R = flows.records
+    silent = (R[:, D + PAYLOAD] == 0) & (R[:, D + ND + PAYLOAD] == 0)  # no bytes: nothing to walk or miss
+    M = flows.merged[flows.dest]
+    started = (M[:, D + ISN] != NONE) | (M[:, D + ND + ISN] != NONE)  # the flow's SYN was captured
+    for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(wanted & ~silent))):
+        if fid in unwalked:
+            continue
+        walk = store.get(keys[k])
+        state = current.get(fid)
+        if state is None and (walk is None or (walk.kind == RESYNC and started[k])):
+            unwalked.add(fid)  # (a record without a SYN continues a flow whose SYN was seen: not open before)
+            continue
+        if walk is None:
+            if state is not None:
+                state[2] = True  # a record in between that was not walked: the next one starts afresh
+            continue
+        dirs = (walk.dirs[1], walk.dirs[0]) if swap else walk.dirs
+        if state is None:
+            current[fid] = [walk.kind, [d.clone() for d in dirs], False, Counter()]
+            continue
+        for d in (0, 1):
+            if state[2]:
+                fresh = dirs[d].clone()
+                fresh.frames = state[1][d].frames + fresh.frames
+                fresh.gaps += state[1][d].gaps + 1
+                fresh.sync = state[1][d].sync or fresh.sync
+                state[1][d] = fresh
+            else:
+                state[1][d] = stitch(state[1][d], dirs[d], state[3])
+        state[2] = False
+    for fid, (kind, dirs, _broken, notes) in current.items():
+        for d in dirs:
+            d.finish()
+        forms = [d.form for d in dirs if d.sync is not None]
+        unit = UNIT[TLS] if TLS in forms else (UNIT[forms[0]] if forms else None)
+        sync = "prologue" if any(d.sync == "prologue" for d in dirs) else ("resync" if forms else None)
+        out.flows[fid] = FlowWalk((dirs[0].frames, dirs[1].frames), unit, sync, kind,
+                                  sum(d.gaps for d in dirs), sum(d.desync for d in dirs),
+                                  tuple(d.sync is not None for d in dirs), notes)
+    return out
 
 
 @dataclass
 class Walked:
-    """Frames of all walked flows as columns, and per-flow counts."""
+    """Frames of the reported walks as columns, and per-flow counts."""
     flow_id: list = field(default_factory=list)
     frame_index: list = field(default_factory=list)
     ts: list = field(default_factory=list)
@@ -33,97 +103,34 @@ class Walked:
     frame_bytes: list = field(default_factory=list)
     unit: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)   # flow_id -> (frames_up, frames_down, gaps)
+    sync: dict = field(default_factory=dict)     # flow_id -> "prologue" | "resync"
     notes: Counter = field(default_factory=Counter)
 
 
-def _records_by_flow(records: np.ndarray, dest: np.ndarray) -> dict[int, list[int]]:
-    """Merged row -> its record indices in time order (only merged rows with a walked record)."""
-    wanted = set(dest[np.isin(records[:, STREAM], list(UNITS))].tolist())
-    order = np.lexsort((records[:, SERIAL], records[:, PART], dest))
-    out: dict[int, list[int]] = {}
-    for k in order.tolist():
-        m = int(dest[k])
-        if m in wanted:
-            out.setdefault(m, []).append(k)
-    return out
-
-
-def _has_payload(records, k) -> bool:
-    return bool(records[k, D + PAYLOAD] or records[k, D + ND + PAYLOAD])
-
-
-def walk_flows(records, dest, flow_of_merged, merged, store, reread, services, local_is_orig) -> Walked:
-    """Walk every eligible flow. `services`: the flows' service column (Arrow); `local_is_orig`
-    per flow; `reread(capture, {(capture, serial)})` gives a StreamStore."""
+def reported(walks: Walks, services, local_is_orig) -> Walked:
+    """The walks whose unit fits the flow's label (WhatsApp frames of whatsapp.chat, TLS
+    records of whatsapp.web), as frame columns; `services` the flows' service column."""
     out = Walked()
-    plans = []  # (merged row, flow id, stream kind, record indices from the stream start)
-    for m, ks in _records_by_flow(records, dest).items():
-        starts = [j for j, k in enumerate(ks) if records[k, STREAM] in UNITS]
-        j = starts[0]
-        kind = int(records[ks[j], STREAM])
-        fid = int(flow_of_merged[m])
-        if any(_has_payload(records, k) for k in ks[:j]):
-            out.notes["walk-skipped-no-stream-start"] += 1  # bytes before the detected start
+    for fid, w in sorted(walks.flows.items()):
+        if w.unit is None:  # no frame boundary found: not a framed stream
             continue
-        if services[fid].as_py() != UNITS[kind][0]:
+        if services[fid].as_py() != SERVICE_OF_UNIT[w.unit]:
             out.notes["walk-skipped-not-labelled"] += 1
             continue
-        plans.append((m, fid, kind, ks[j:]))
-    segments = store.segments() if plans else {}
-    _read_missing(plans, records, segments, reread, out.notes)
-    for m, fid, kind, ks in plans:
-        _walk_one(out, records, merged, m, fid, kind, ks, segments, bool(local_is_orig[fid]))
-    return out
-
-
-def _read_missing(plans, records, segments, reread, notes) -> None:
-    missing: dict[int, set] = {}
-    for _m, _fid, _kind, ks in plans:
-        for k in ks:
-            key = (int(records[k, CAPTURE]), int(records[k, SERIAL]))
-            if records[k, STREAM] <= 0 and _has_payload(records, k) and key not in segments:
-                missing.setdefault(key[0], set()).add(key)
-    for capture, keys in sorted(missing.items()):
-        notes["walk-files-read-again"] += 1
-        segments.update(reread(capture, keys).segments())
-
-
-def _walk_one(out: Walked, records, merged, m, fid, kind, ks, segments, local_is_orig: bool) -> None:
-    joined: tuple[list, list] = ([], [])
-    for k in ks:
-        got = segments.get((int(records[k, CAPTURE]), int(records[k, SERIAL])))
-        if got is None:
-            continue
-        swap = records[k, ORIG_IS_A] != merged[m, ORIG_IS_A]
+        out.notes["walk-desync"] += w.desync
+        out.notes.update(w.notes)
+        counts = [0, 0]
         for d in (0, 1):
-            joined[d].extend(got[1 - d if swap else d])
-    unit = UNITS[kind][1]
-    up = down = gaps = 0
-    version = None
-    for d in (0, 1):
-        isn = int(merged[m, D + d * ND + ISN])
-        stream = reassemble(joined[d], None if isn == NONE else isn)
-        if kind == STREAM_WA:
-            version = client_version(stream) if d == 0 else version
-            walk = walk_wa(stream, d == 0, version)
-        else:
-            walk = walk_tls(stream)
-        if walk is None:
-            out.notes["walk-no-prologue"] += 1
-            return
-        gaps += walk.gap
-        out.notes["walk-desync"] += walk.desync
-        direction = "up" if (d == 0) == local_is_orig else "down"
-        for index, (first, n, last) in enumerate(walk.frames):
-            out.flow_id.append(fid)
-            out.frame_index.append(index)
-            out.ts.append(stream.ts_at(last))
-            out.ts_first.append(stream.ts_at(first))
-            out.direction.append(direction)
-            out.frame_bytes.append(n)
-            out.unit.append(unit)
-        if direction == "up":
-            up = len(walk.frames)
-        else:
-            down = len(walk.frames)
-    out.counts[fid] = (up, down, gaps)
+            up = (d == 0) == bool(local_is_orig[fid])
+            counts[0 if up else 1] = len(w.frames[d])
+            for index, (size, ts_first, ts) in enumerate(w.frames[d]):
+                out.flow_id.append(fid)
+                out.frame_index.append(index)
+                out.ts.append(ts)
+                out.ts_first.append(ts_first)
+                out.direction.append("up" if up else "down")
+                out.frame_bytes.append(size)
+                out.unit.append(w.unit)
+        out.counts[fid] = (counts[0], counts[1], w.gaps)
+        out.sync[fid] = w.sync
+    return out

@@ -26,14 +26,16 @@ def _same(result) -> None:
 def test_files_in_and_out_of_time_order_give_the_single_file_frames(tmp_path):
     parts = split_pcap(SAMPLE, [300, 700], tmp_path)
     _same(flowscope.analyze(parts))
-    backwards = flowscope.analyze(parts[::-1])   # the later file first: its chat record is read again
+    backwards = flowscope.analyze(parts[::-1])   # the later file first: its walk is stitched, not read again
     _same(backwards)
-    assert backwards.summary["metadata"]["frames"]["walk-files-read-again"] == 2
+    frames = backwards.summary["metadata"]["frames"]
+    assert not {k for k in frames if k.startswith("walk-stitch") or k.startswith("walk-continuation")}
 
 
-def test_a_lost_segment_ends_the_walk_there(tmp_path):
-    """Drop the server segment holding the 2311- and 3870-byte login frames: the walk down
-    stops before them, counts one gap, and nothing after the hole is guessed."""
+def test_a_lost_segment_is_a_gap_and_the_walk_resynchronises_after_it(tmp_path):
+    """Drop the server segment holding the 58- and 44-byte frames and the start of the
+    2311-byte one: the walk down counts one gap, loses those three, and finds its step again
+    at the next header (the 3870-byte frame's, in the next segment)."""
     truth = json.loads(SAMPLE_TRUTH.read_text())
     chat = next(t for t in truth["flows"] if t["resp_port"] == 5222)
     header, records = pcap_records(SAMPLE)
@@ -44,8 +46,10 @@ def test_a_lost_segment_ends_the_walk_there(tmp_path):
     frames = result.frames[result.frames.flow_id == f.flow_id]
     down = frames[frames.direction == "down"].frame_bytes.tolist()
     want_down = [x["frame_bytes"] for x in chat["frames"] if x["direction"] == "down"]
-    assert f.frame_gaps == 1 and f.frames_up == chat["frames_up"]
-    assert down == want_down[:len(down)] and len(down) < want_down.index(3870) + 1
+    assert f.frame_gaps == 1 and f.frames_up == chat["frames_up"] and f.frame_sync == "prologue"
+    lost = want_down.index(58)
+    assert want_down[lost:lost + 3] == [58, 44, 2311]
+    assert down == want_down[:lost] + want_down[lost + 3:]
 
 
 # --- WhatsApp Web over TLS -----------------------------------------------------------------
