@@ -1,5 +1,6 @@
-"""Reassemble a TCP direction and walk its frames: WhatsApp 3-byte length headers, or TLS
-record headers for WhatsApp Web.
+"""The whole-stream reference walk: reassemble a TCP direction first, then walk its frames
+(WhatsApp 3-byte length headers, or TLS record headers for WhatsApp Web). The analysis
+walks streams as they arrive (framewalk.py); the tests hold that walk to this plain one.
 
 Reassembly takes every byte once, from the packet that first carried it in capture order
 (a retransmission repeats bytes already placed; an overlap adds only what is new;

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-
 from flowscope.dissect.whatsapp import parse_prologue
+from flowscope.metadata import framesearch
+from flowscope.metadata.framesearch import Search, lock_point  # noqa: F401 (lock_point: tests)
 
 WA_HEADER, TLS_HEADER = 3, 5
 NOISE, LEGACY, TLS = "noise", "legacy", "tls"
@@ -36,17 +36,12 @@ NOISE_MIN, NOISE_MAX = 17, (1 << 24) - 1
 LEGACY_MASK = 0x0FFFFF
 LEGACY_FLAGS = (0x0, 0x4, 0x8, 0xC)  # yowsup: 0x8 encrypted, 0x4 compressed
 RESYNC_MAX = 1 << 20          # after a resync lock, a longer "frame" means the lock was wrong
-CHAIN_MAX = 1 << 16           # frames a search chains: B = 64 KiB, so a random hop passes ~1/256
-TLS_RECORD_MAX = (1 << 14) + 2048
+TLS_RECORD_MAX = framesearch.TLS_RECORD_MAX
 TLS_TYPES = range(20, 25)     # change_cipher_spec, alert, handshake, application_data, heartbeat
-# A wrong offset passes one WhatsApp hop with p ~ 3/256 (~6.4 bits: a 0x00, 0x80 or 0xC0 first byte and
-# a length within CHAIN_MAX) and ends on a segment end with p ~ 1/1000 (10 bits); lock at 34
-# bits (2 frames on 2 segment ends, 4 frames and 1 end, 5 frames): with SEARCH_GIVEUP_BYTES
-# searched, a random stream locks with p < 2^20 * 2^-34 = 2^-14. A TLS header is ~21 bits.
-FRAME_BITS, END_BITS, LOCK_BITS, MIN_CHAIN = 7, 10, 34, 2
-CHAIN_HOPS = 6
+# A search (framesearch.py) locks at 34 bits: with SEARCH_GIVEUP_BYTES searched, a random
+# stream locks with p < 2^18 * 2^-34 = 2^-16; a real chat stream locks within a few frames.
 SEARCH_WINDOW = 64 << 10      # bytes a search looks at (older ones slide out)
-SEARCH_GIVEUP_BYTES = 1 << 20  # then the direction is not walked further
+SEARCH_GIVEUP_BYTES = 256 << 10  # then the direction is not walked further
 PENDING_LIMIT = 256 << 10     # out-of-order bytes held before the hole before them is a gap
 HEAD_LIMIT = 256 << 10        # segments a continuation keeps until its own walk is in step
 
@@ -74,7 +69,7 @@ class Direction:
         self.buf = bytearray()      # PROLOGUE or SEARCH bytes from self.buf_at
         self.buf_at = base
         self.spans: list[tuple[int, int]] = []  # (position, ts) where each buffered piece starts
-        self.ends: list[int] = []   # segment ends within the search buffer
+        self.search = Search() if mode == SEARCH else None
         self.searched = 0
         self.version = None         # the client's "WA" version (PROLOGUE)
         self.frames: list[tuple[int, int, int]] = []
@@ -142,7 +137,7 @@ class Direction:
         if self.mode != OFF:
             self.mode = SEARCH
         self.next = self.buf_at = self.frame_end = pos
-        self.buf, self.spans, self.ends = bytearray(), [], []
+        self.buf, self.spans, self.search = bytearray(), [], Search()
 
     # -- bytes in order -----------------------------------------------------------------
 
@@ -152,7 +147,6 @@ class Direction:
             self._walk(ts, chunk)
         elif self.mode == SEARCH:
             self._buffer(ts, chunk)
-            self.ends.append(self.next)
             self._try_lock()
         elif self.mode == PROLOGUE:
             self._buffer(ts, chunk)
@@ -194,7 +188,6 @@ class Direction:
                 self.spans.append((start, hdr_ts))
                 self.buf += rest
                 self.next = start + len(rest)
-                self.ends.append(self.next)
                 self._try_lock()
                 return
             self.frame_end = self.next + size
@@ -227,7 +220,6 @@ class Direction:
             self._search_from(at)
             self.next = at
             self._buffer(ts, data)
-            self.ends.append(self.next)
             self._try_lock()
             return
         self.version = pro.version
@@ -240,17 +232,19 @@ class Direction:
     # -- search -------------------------------------------------------------------------
 
     def _try_lock(self) -> None:
-        if len(self.buf) > SEARCH_WINDOW:
-            self._slide(len(self.buf) - SEARCH_WINDOW // 2)
-        got = lock_point(bytes(self.buf), [e - self.buf_at for e in self.ends])
+        """The buffer grew by a segment's bytes (it ends where that segment ended)."""
+        got = self.search.extend(self.buf)
         if got is None:
+            if len(self.buf) > SEARCH_WINDOW:  # the oldest half slides out of the search
+                self._slide(len(self.buf) - SEARCH_WINDOW // 2)
             if self.searched + len(self.buf) > SEARCH_GIVEUP_BYTES:
                 self.mode = OFF
-                self.buf, self.spans, self.ends, self.pending = bytearray(), [], [], {}
+                self.buf, self.spans, self.search, self.pending = bytearray(), [], None, {}
             return
-        offset, form = got
+        offset, kind, legacy = got
+        form = TLS if kind == framesearch.TLS else (LEGACY if legacy else NOISE)
         data, at, spans = bytes(self.buf), self.buf_at, self.spans
-        self.buf, self.spans, self.ends = bytearray(), [], []
+        self.buf, self.spans, self.search = bytearray(), [], None
         self.searched = 0
         self.mode, self.form = LOCKED, form
         if self.sync is None:
@@ -273,7 +267,7 @@ class Direction:
             self.spans.pop(0)
         if self.spans:
             self.spans[0] = (self.buf_at, self.spans[0][1])
-        self.ends = [e for e in self.ends if e > self.buf_at]
+        self.search.slide(drop)
 
     # -- continuation of an earlier part (stitch) ----------------------------------------
 
@@ -299,12 +293,12 @@ class Direction:
         while self.pending and self.mode != OFF:
             self._hole(min(self.pending))
         self.pending, self.pending_bytes = {}, 0
-        self.buf, self.spans, self.ends = bytearray(), [], []  # the head stays: the record may continue a flow
+        self.buf, self.spans, self.search = bytearray(), [], None  # the head stays: the record may continue a flow
 
     def clone(self) -> "Direction":
         c = copy.copy(self)
         c.pending, c.frames, c.hdr, c.buf = dict(self.pending), list(self.frames), bytearray(self.hdr), bytearray(self.buf)
-        c.spans, c.ends = list(self.spans), list(self.ends)
+        c.spans, c.search = list(self.spans), copy.deepcopy(self.search)
         c.head = None
         return c
 
@@ -340,76 +334,3 @@ def _adopt(out: Direction, later: Direction, nframes: int, gaps: int, desync: in
     out = later.clone()
     out.frames, out.sync, out.gaps, out.desync = frames, sync, total_gaps, total_desync
     return out
-
-
-def lock_point(data: bytes, ends: list[int]) -> tuple[int, str] | None:
-    """The first offset in `data` where a chain of WhatsApp headers or TLS record headers is
-    long and aligned enough not to be chance, with its form (NOISE, LEGACY or TLS); None.
-    `ends`: offsets in `data` where a captured segment ended (data's end is one)."""
-    size = len(data)
-    if size < WA_HEADER:
-        return None
-    b = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-    is_end = np.zeros(size + 1, dtype=bool)
-    is_end[[e for e in ends if 0 <= e <= size]] = True
-    is_end[size] = True
-    best = None
-    flagged = (b[:-2] == 0x80) | (b[:-2] == 0xC0)
-    for form, valid, nxt in (_wa_hops(b), _tls_hops(b)):
-        starts = np.flatnonzero(valid)
-        if not len(starts):
-            continue
-        k, a, legacy = _chains(valid, nxt, starts, is_end, size, flagged if form != TLS else None)
-        if form == TLS:
-            ok = k >= MIN_CHAIN
-        else:
-            ok = (k >= MIN_CHAIN) & (FRAME_BITS * k + END_BITS * a >= LOCK_BITS)
-        hits = np.flatnonzero(ok)
-        if len(hits) and (best is None or starts[hits[0]] < best[0]):
-            o = int(starts[hits[0]])
-            best = (o, TLS if form == TLS else (LEGACY if legacy[hits[0]] else NOISE))
-    return best
-
-
-def _wa_hops(b: np.ndarray):
-    b0, n = b[:-2], (b[1:-1] << 8) | b[2:]
-    valid = ((b0 == 0) & (n >= NOISE_MIN)) | (((b0 == 0x80) | (b0 == 0xC0)) & (n >= 1))
-    return "wa", valid, np.arange(len(b0)) + WA_HEADER + n
-
-
-def _tls_hops(b: np.ndarray):
-    if len(b) < TLS_HEADER:
-        return TLS, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    t, major, minor = b[:-4], b[1:-3], b[2:-2]
-    n = (b[3:-1] << 8) | b[4:]
-    valid = (t >= 20) & (t <= 24) & (major == 3) & (minor >= 1) & (minor <= 4) & (n >= 1) & (n <= TLS_RECORD_MAX)
-    return TLS, valid, np.arange(len(t)) + TLS_HEADER + n
-
-
-def _chains(valid, nxt, starts, is_end, size, flagged):
-    """Per start: complete frames chained (k), their ends on segment ends (a), and whether a
-    0x80 header (WA 1.x) was among them."""
-    pos = starts.copy()
-    k = np.zeros(len(starts), dtype=np.int64)
-    a = np.zeros(len(starts), dtype=np.int64)
-    legacy = np.zeros(len(starts), dtype=bool)
-    alive = np.ones(len(starts), dtype=bool)
-    for _ in range(CHAIN_HOPS):
-        idx = np.flatnonzero(alive)
-        if not len(idx):
-            break
-        p = pos[idx]
-        inside = p < len(valid)
-        ok = np.zeros(len(idx), dtype=bool)
-        ok[inside] = valid[p[inside]]
-        end = np.full(len(idx), size + 1)
-        end[ok] = nxt[p[ok]]
-        done = ok & (end <= size)
-        alive[idx[~done]] = False
-        d = idx[done]
-        if flagged is not None:
-            legacy[d] |= flagged[pos[d]]
-        k[d] += 1
-        a[d] += is_end[end[done]]
-        pos[d] = end[done]
-    return k, a, legacy
