@@ -163,7 +163,9 @@ def markdown() -> str:
               "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`).",
               "In the files written (not in the in-memory result), local, MAC and call-peer addresses are",
               "keyed pseudonyms such as `local-3f9a2c1b` or `peer-…` in every column, free text included,",
-              "and flows with a call peer have an empty `community_id` (README: privacy; `--no-pseudonymize`)."]
+              "names of local devices are `device-…`, and `community_id` is keyed the same way (`cid-` and 16 hex",
+              "digits of HMAC-SHA256 of the clear ID: joinable across runs with one key, not reversible without it;",
+              "the clear value only with `--no-pseudonymize`; docs/security.md)."]
     for title, cols in (("frames.parquet", FRAMES), ("events.parquet", EVENTS)):
         lines += ["", f"## {title}", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in cols]
