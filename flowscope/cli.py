@@ -85,13 +85,19 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pseudonym-key", metavar="FILE",
                    help="key file for the pseudonyms, kept outside DIR (default ~/.config/flowscope/"
                         "pseudonym.key, created with mode 0600 if absent)")
+    p.add_argument("--max-flows", type=int, metavar="N",
+                   help="memory guard: stop reading a file at N concurrent flows (default 1048576)")
+    p.add_argument("--max-expansion", type=float, metavar="X",
+                   help="stop reading a gzip/bzip2/xz input that expands beyond X times its compressed "
+                        "size (default 1000; 0 off)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def _settings(args):
     from flowscope.settings import Settings
     overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
-                 "dedup_window_ms": args.dedup_window_ms}
+                 "dedup_window_ms": args.dedup_window_ms, "max_flows": args.max_flows,
+                 "max_expansion": args.max_expansion}
     return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog), geo=not args.no_geo,
                     geoip=tuple(args.geoip), vantage=args.vantage,
                     **{k: v for k, v in overrides.items() if v is not None})

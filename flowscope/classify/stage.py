@@ -108,6 +108,7 @@ def label_flows(table: pa.Table, records, dest, flow_of_merged, merged_orig_is_a
         "dns_name": [f.dns_name for f in flows],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
         "dns_queries": [list(e.dns_queries) for e in evidences],
+        "local_names": [list(e.local_names) for e in evidences],
     }
     table = _stun_rtt(table, evidences)
     from flowscope import schema

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import l4_payloads
 from flowscope.dissect.stun import (
+    MAX_ATTRIBUTES, MAX_STREAM_MESSAGES,
     CLASSES, MAGIC_COOKIE, StunMessage, parse_stun, parse_stun_stream, split_type,
 )
 
@@ -233,8 +234,10 @@ def test_fuzz_mutated_messages(seed, mutations, fix_length):
 def test_large_input_is_fast():
     many = stun(0x0001, *[attr(0x8022, b"") for _ in range(16_000)])
     msg = timed(parse_stun, many)
-    assert len(msg.attributes) == 16_000
-    timed(parse_stun_stream, (BINDING_REQUEST + struct.pack("!HH", 0x4000, 0)) * 50_000)
+    assert len(msg.attributes) == MAX_ATTRIBUTES and msg.limited  # the per-message bound, flagged
+    assert not parse_stun(stun(0x0001, attr(0x8022, b""))).limited
+    msgs, used = timed(parse_stun_stream, (BINDING_REQUEST + struct.pack("!HH", 0x4000, 0)) * 50_000)
+    assert len(msgs) == MAX_STREAM_MESSAGES and used < 50_000 * (len(BINDING_REQUEST) + 4)
 
 
 # --- real captures against tshark -------------------------------------------------------
