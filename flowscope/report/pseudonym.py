@@ -179,20 +179,24 @@ class Pseudonymizer:
         the value scrubbed as text. Public names are the evidence and stay."""
         if not isinstance(value, str) or not value:
             return value
-        scrubbed = self.text(value)  # addresses (an IPv6 literal is one label), reverse names
+        scrubbed = self._addresses(value)  # addresses (an IPv6 literal is one label), reverse names
         if scrubbed != value:
             return scrubbed
         canonical = value.lower().rstrip(".")
-        return self.token("device", canonical) if canonical in self.names or is_local_name(canonical) else value
+        if canonical in self.names or is_local_name(canonical):
+            return self.token("device", canonical)
+        return self.text(value)
 
     # --- free text --------------------------------------------------------------------
     def text(self, s: str) -> str:
         """Every local/peer address, MAC address and local device name inside `s` replaced."""
         if not isinstance(s, str):
             return s
-        if _MAYBE.search(s):  # most names hold no address at all
-            s = _TEXT.sub(self._replace, s)
+        s = self._addresses(s)
         return self._name_re.sub(self._device, s) if "." in s or self.names else s
+
+    def _addresses(self, s: str) -> str:
+        return _TEXT.sub(self._replace, s) if _MAYBE.search(s) else s  # most names hold no address
 
     def _device(self, m: re.Match) -> str:
         return self.token("device", m.group(0).lower())
