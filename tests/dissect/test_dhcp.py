@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
+from fuzzing import examples, fuzz
 
 from flowscope.dissect.dhcp import MAX_OPTIONS, parse_dhcp
 
@@ -39,7 +40,8 @@ def test_option_walk_is_bounded_and_flagged():
     assert not parse_dhcp(message(b"\x00" * (MAX_OPTIONS - 1) + b"\xff")).limited
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_random_options_never_raise(body):
     msg = parse_dhcp(message(body))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from conftest import l4_payloads
@@ -271,7 +272,8 @@ def check_message(msg):
         address_names(msg), cname_chain(msg)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes(data):
     check_message(timed(parse_dns, data))
@@ -286,7 +288,8 @@ mutation = st.tuples(st.sampled_from(["set", "insert", "delete", "cut"]),
                      st.integers(0, 1 << 16), st.integers(0, 255))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=6))
 def test_fuzz_mutated_messages(seed, mutations):
     data = bytearray(seed)

@@ -7,6 +7,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from flowscope.dissect.http import MAX_SCAN, http_host
 
@@ -83,7 +84,8 @@ def timed_host(data: bytes):
     return host
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data):
     timed_host(data)
@@ -91,7 +93,8 @@ def test_fuzz_random_bytes(data):
     timed_host(b"GET http://" + data)
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(0, len(REQUEST) - 1), st.binary(min_size=1, max_size=8))
 def test_fuzz_mutated_request(where, junk):
     timed_host(REQUEST[:where] + junk + REQUEST[where + len(junk):])

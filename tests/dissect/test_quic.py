@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from conftest import corpus_ip_packets
 from flowscope.dissect.quic import (
@@ -391,14 +392,16 @@ def _check(result):
     assert version is None or 0 <= version < 2**32
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=1500), max_size=4))
 def test_random_datagrams(datagrams):
     _check(parse_initial(datagrams))
     _check(parse_initial([RFC9001_PACKET[:7] + d for d in datagrams]))
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.data())
 def test_mutated_initials(data):
     packet = bytearray(data.draw(st.sampled_from([RFC9001_PACKET, RFC9369_PACKET])))
@@ -416,7 +419,8 @@ def test_mutated_initials(data):
     assert time.perf_counter() - start < 0.5
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(min_size=1, max_size=300), st.integers(0, 2000))
 def test_random_decrypted_payloads(payload, offset):
     # Hostile plaintext behind a valid AEAD tag: the frame walk must hold too.

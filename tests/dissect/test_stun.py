@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from conftest import l4_payloads
 from flowscope.dissect.stun import (
@@ -199,7 +200,8 @@ def timed(fn, data):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 0x3FFF))
 def test_fuzz_random_bytes(data, msg_type):
     check(timed(parse_stun, data), data)
@@ -213,7 +215,8 @@ mutation = st.tuples(st.sampled_from(["set", "insert", "delete"]),
                      st.integers(0, 1 << 12), st.integers(0, 255))
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=5), st.booleans())
 def test_fuzz_mutated_messages(seed, mutations, fix_length):
     data = bytearray(seed)

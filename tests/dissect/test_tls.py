@@ -18,6 +18,7 @@ import dpkt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from conftest import corpus_ip_packets
 from flowscope.dissect.tls import (
@@ -238,7 +239,8 @@ def _check(result):
         assert all(0x21 <= ord(c) <= 0x7E for c in hello.sni)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_random_bytes(data):
     _check(parse_client_hello(data))
@@ -246,7 +248,8 @@ def test_random_bytes(data):
     assert parse_handshake_client_hello(data) is None or data[:1] == b"\x01"
 
 
-@settings(max_examples=400, deadline=None)
+@fuzz
+@settings(max_examples=examples(400), deadline=None)
 @given(st.data())
 def test_mutated_hellos(data):
     stream = bytearray(records(HELLO, [data.draw(st.integers(1, len(HELLO)))]))

@@ -160,3 +160,36 @@ def test_pseudonymizer_names_in_columns_and_text():
         f"asked {token}. then {p.token('device', 'julias-laptop')} and g.whatsapp.net"
     assert p.text("https://julias-iphone.fritz.box:8443/x") == f"https://{token}:8443/x"
     assert p.json({"note": "julia's-ipad.local"}) == {"note": p.token("device", "julia's-ipad.local")}
+
+
+# --- property tests over hostile input (make fuzz) ---------------------------------------------
+
+from collections import Counter  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from flowscope.dissect import evidence  # noqa: E402
+from fuzzing import examples, fuzz  # noqa: E402
+
+
+@fuzz
+@settings(max_examples=examples(200), deadline=None)
+@given(before=st.text(max_size=40), after=st.text(max_size=40))
+def test_a_local_name_never_survives_in_free_text(before, after):
+    p = ps.Pseudonymizer(b"k" * 32, names=["juliasnas.example.org"])
+    for name in ("Julias-iPhone.fritz.box", "juliasnas.example.org"):
+        out = p.text(f"{before} {name} {after}").lower()
+        assert out.count("julias") == f"{before} {after}".lower().count("julias")
+
+
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.binary(max_size=700), port=st.sampled_from([53, 5353, 5355, 67]), l4=st.sampled_from([6, 17]))
+def test_name_dissection_of_random_payloads_never_raises(data, port, l4):
+    ev, counts = evidence.Evidence(), Counter()
+    if port == 67:
+        evidence.add_dhcp(ev, data, counts)
+    else:
+        evidence.add_dns(ev, l4, TS, data, counts, port)
+    assert len(ev.local_names) <= evidence.MAX_FLOW_NAMES
+    assert all(isinstance(n, str) and all(0x20 < ord(c) < 0x7F for c in n) for n in ev.local_names)
