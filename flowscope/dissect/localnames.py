@@ -30,7 +30,6 @@ def is_local_address(ip: str) -> bool:
     return address_class(ip) in LOCAL_CLASSES
 
 
-@lru_cache(maxsize=1 << 14)
 def is_local_name(name: str) -> bool:
     """A local suffix, a single label, or the reverse name of a local address."""
     n = name.lower().rstrip(".")
@@ -41,7 +40,17 @@ def is_local_name(name: str) -> bool:
     if n.endswith(".in-addr.arpa") or n.endswith(".ip6.arpa"):
         ip = reverse_address(n)
         return ip is not None and is_local_address(ip)
-    return any(n == s or n.endswith("." + s) for s in suffixes())
+    return n in suffixes() or n.endswith(_tails())
+
+
+@lru_cache(maxsize=1)
+def _tails() -> tuple[str, ...]:
+    return tuple("." + s for s in suffixes())
+
+
+def mentions_local_suffix(low: str) -> bool:
+    """A cheap test before the name pattern runs: does ".<suffix>" occur in the lower-cased text?"""
+    return any(tail in low for tail in _tails())
 
 
 def reverse_address(name: str) -> str | None:

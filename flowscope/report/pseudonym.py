@@ -185,15 +185,20 @@ class Pseudonymizer:
         canonical = value.lower().rstrip(".")
         if canonical in self.names or is_local_name(canonical):
             return self.token("device", canonical)
-        return self.text(value)
+        return self._names(value)
 
     # --- free text --------------------------------------------------------------------
     def text(self, s: str) -> str:
         """Every local/peer address, MAC address and local device name inside `s` replaced."""
         if not isinstance(s, str):
             return s
-        s = self._addresses(s)
-        return self._name_re.sub(self._device, s) if "." in s or self.names else s
+        return self._names(self._addresses(s))
+
+    def _names(self, s: str) -> str:
+        low = s.lower()
+        if localnames.mentions_local_suffix(low) or (self.names and any(n in low for n in self.names)):
+            return self._name_re.sub(self._device, s)
+        return s
 
     def _addresses(self, s: str) -> str:
         return _TEXT.sub(self._replace, s) if _MAYBE.search(s) else s  # most names hold no address
