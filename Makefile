@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench system clean
+.PHONY: demo test fuzz bench system clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 test: system $(STAMP)
 	$(BIN)/ruff check flowscope tests benchmarks captures
 	$(BIN)/python -m pytest -q
+
+# The property tests over hostile input (readers, decoder, every dissector) with 50x their
+# examples (FLOWSCOPE_FUZZ_SCALE=N for another factor); crashers: see tests/fuzzing.py.
+fuzz: $(STAMP)
+	FLOWSCOPE_FUZZ_SCALE=$${FLOWSCOPE_FUZZ_SCALE:-50} $(BIN)/python -m pytest -q -m fuzz
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'

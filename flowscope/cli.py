@@ -10,7 +10,14 @@ import os
 import sys
 from pathlib import Path
 
+from flowscope.terminal import printable
+
 PROGRESS_MIN_BYTES = 64 << 20  # show a progress bar for inputs larger than this
+
+
+def say(line: str, file=None) -> None:
+    """Print one line whose parts may come from a capture or a file: controls escaped."""
+    print(printable(line), file=file or sys.stdout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,13 +92,19 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pseudonym-key", metavar="FILE",
                    help="key file for the pseudonyms, kept outside DIR (default ~/.config/flowscope/"
                         "pseudonym.key, created with mode 0600 if absent)")
+    p.add_argument("--max-flows", type=int, metavar="N",
+                   help="memory guard: stop reading a file at N concurrent flows (default 1048576)")
+    p.add_argument("--max-expansion", type=float, metavar="X",
+                   help="stop reading a gzip/bzip2/xz input that expands beyond X times its compressed "
+                        "size (default 1000; 0 off)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def _settings(args):
     from flowscope.settings import Settings
     overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
-                 "dedup_window_ms": args.dedup_window_ms}
+                 "dedup_window_ms": args.dedup_window_ms, "max_flows": args.max_flows,
+                 "max_expansion": args.max_expansion}
     return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog), geo=not args.no_geo,
                     geoip=tuple(args.geoip), vantage=args.vantage,
                     **{k: v for k, v in overrides.items() if v is not None})
@@ -157,7 +170,7 @@ def cmd_analyze(args) -> int:
         result = AnalysisResult.from_finished(_run_with_progress(args.captures, settings, show, hashes), settings)
     result.write(out, force=args.force, **write_options(args))
     for err in result.errors:
-        print(f"flowscope: error: {err}", file=sys.stderr)
+        say(f"flowscope: error: {err}", file=sys.stderr)
     if not args.quiet:
         _print_summary(result, out)
         _print_written(out, result.write_notes)
@@ -180,17 +193,18 @@ def cmd_report(args) -> int:
 def cmd_verify(args) -> int:
     from flowscope import report
     problems = report.verify(args.dir, captures=not args.outputs_only)
-    for line in problems:
-        print(line)
+    for line in problems:  # names come from the directory and its manifest: hostile strings
+        say(line)
     if not problems:
-        print(f"{args.dir}: every file matches manifest.json")
+        say(f"{args.dir}: every file matches manifest.json")
     return 1 if problems else 0
 
 
 def cmd_catalog(args) -> int:
     from flowscope.classify.catalog import load_catalog
     catalog = load_catalog(args.catalog)
-    print(catalog.to_text())
+    for line in catalog.to_text().splitlines():
+        print(printable(line, keep="\t"))
     return 0
 
 
@@ -200,33 +214,33 @@ def _print_summary(result, out: Path) -> None:
     undecodable = sum(sum(c["packets_undecodable"].values()) for c in s["captures"])
     dups = sum(c["duplicates"] for c in s["captures"])
     ok = sum(1 for c in s["captures"] if not c["error"])
-    print(f"{ok}/{len(s['captures'])} captures read, {read:,} packets "
+    say(f"{ok}/{len(s['captures'])} captures read, {read:,} packets "
           f"({undecodable:,} undecodable, {dups:,} duplicates), {s['flows']:,} flows, "
           f"{s['bytes']:,} IP bytes")
     meta = s.get("meta")
     if meta:
-        print(f"{meta['flows']:,} flows ({meta['bytes']:,} IP bytes) reach WhatsApp/Meta: "
+        say(f"{meta['flows']:,} flows ({meta['bytes']:,} IP bytes) reach WhatsApp/Meta: "
               + ", ".join(f"{k} {v:,}" for k, v in meta["flows_by_service"].items()))
     geo = s.get("geo")
     if meta and geo:
         regions = ", ".join(f"{k} {v:,}" for k, v in geo["meta_flows_by_region"].items())
-        print(f"WhatsApp/Meta flows by region of the remote endpoint: {regions}"
+        say(f"WhatsApp/Meta flows by region of the remote endpoint: {regions}"
               + (f"; {geo['impossible']:,} flows with a database location ruled out by RTT" if geo["impossible"] else ""))
     for w in (geo or {}).get("warnings", []):
-        print(f"note: {w}")
+        say(f"note: {w}")
     md = s.get("metadata")
     if md:
         kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
-        print(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
+        say(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
               f"{md['frames']['frames_down']:,} down); events: {kinds}")
 
 
 def _print_written(out: Path, notes: list[str]) -> None:
     from flowscope.report.names import EVIDENCE
     for note in notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     names = [n + ("/" if n == "charts" else "") for n in EVIDENCE if (out / n).exists()]
-    print(f"wrote {out}/: {', '.join(names)}")
+    say(f"wrote {out}/: {', '.join(names)}")
 
 
 def main(argv=None) -> int:
@@ -244,7 +258,7 @@ def main(argv=None) -> int:
         if args.command == "verify":
             return cmd_verify(args)
     except FlowscopeError as exc:
-        print(f"flowscope: error: {exc}", file=sys.stderr)
+        say(f"flowscope: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flowscope: interrupted", file=sys.stderr)

@@ -19,5 +19,10 @@ class CaptureError(FlowscopeError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class LimitError(CaptureError):
+    """A capture that hit a limit against hostile input (docs/security.md): reading of that
+    file stopped there, and what was read before is kept and analysed."""
+
+
 class UsageError(FlowscopeError):
     """Bad options or an output directory that must not be overwritten."""

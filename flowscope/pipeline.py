@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
 from flowscope import hashing, schema
-from flowscope.errors import CaptureError
+from flowscope.errors import CaptureError, LimitError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.flows.finalize import flow_order, to_table
 from flowscope.flows.layout import CAPTURE, OPEN_AT_END, PART, SERIAL
@@ -50,11 +50,13 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
     """Read one file (or, through `open_reader`, a byte range of one) into flow records
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
     collected payload carry it, so parts read anywhere can be joined."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None)
+    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
+                      max_flows=settings.max_flows, source=path)
     P = new_batch(settings.batch_packets)
     reader = None
     try:
         reader = open_reader(path, capture)
+        reader.stream.limit_expansion(settings.max_expansion)
         capture.format = capture.format or reader.format
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
             table.add(P, n, part=index, capture=index, buf=buf)
@@ -67,7 +69,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
                 on_progress(reader.stream.position())
     except CaptureError as exc:
         capture.error = str(exc)
-        if capture.compression and capture.compression not in capture.error:
+        if capture.compression and capture.compression not in capture.error and not isinstance(exc, LimitError):
             capture.error += f" (in {capture.compression}-compressed data)"
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         capture.error = f"{path}: corrupt or unreadable data: {exc}"

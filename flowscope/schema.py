@@ -65,6 +65,7 @@ LABELS = (
     Column("dns_name", pa.string(), "Name whose DNS answer resolved resp_ip before ts_start (the name the client asked for), if any."),
     Column("dns_queries", pa.list_(pa.string()), "For DNS flows: the names asked (escaped text). Asking for a Meta name already tells the resolver the intent."),
     Column("stun_mapped", pa.list_(pa.string()), "Addresses STUN reported (MAPPED/XOR-MAPPED-ADDRESS, ip:port): the device's public address as a call server sees it."),
+    Column("local_names", pa.list_(pa.string()), "Names of local devices the flow carried: DHCP host names (options 12, 81), mDNS/LLMNR names, DNS names under a local suffix, resolving to a local address or PTR targets of one. Personal data: `device-…` pseudonyms in the files written."),
 )
 
 GEO = (
@@ -160,11 +161,13 @@ def markdown() -> str:
              "All timestamps are UTC, nanosecond resolution.", "",
              "## flows.parquet", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in FLOWS]
-    lines += ["", "Columns `service` to `stun_mapped` are null when classification is off (`--no-classify`);",
+    lines += ["", "Columns `service` to `local_names` are null when classification is off (`--no-classify`);",
               "the columns from `remote_ip` on are null when geolocation is off (`--no-geo`).",
               "In the files written (not in the in-memory result), local, MAC and call-peer addresses are",
               "keyed pseudonyms such as `local-3f9a2c1b` or `peer-…` in every column, free text included,",
-              "and flows with a call peer have an empty `community_id` (README: privacy; `--no-pseudonymize`)."]
+              "names of local devices are `device-…`, and `community_id` is keyed the same way (`cid-` and 16 hex",
+              "digits of HMAC-SHA256 of the clear ID: joinable across runs with one key, not reversible without it;",
+              "the clear value only with `--no-pseudonymize`; docs/security.md)."]
     for title, cols in (("frames.parquet", FRAMES), ("events.parquet", EVENTS)):
         lines += ["", f"## {title}", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in cols]

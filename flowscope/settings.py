@@ -21,6 +21,9 @@ class Settings:
     geo: bool = True                # geolocate remote endpoints (off: geo columns null)
     geoip: tuple = ()               # user .mmdb files consulted besides the embedded databases
     vantage: str | None = None      # capture point: "LAT,LON", an IATA code or a city
+    # Limits against hostile input (docs/security.md); hitting one stops reading that file.
+    max_flows: int = 1 << 20        # concurrent flows in one file's table (~0.45 GB of rows)
+    max_expansion: float = 1000.0   # decompressed / compressed bytes of a gzip/bzip2/xz input (0: off)
 
     def __post_init__(self):
         for name in ("tcp_idle_s", "tcp_closed_s", "udp_idle_s", "other_idle_s"):
@@ -37,6 +40,10 @@ class Settings:
         if self.vantage is not None:
             from flowscope.geo.physics import parse_vantage
             parse_vantage(self.vantage)  # raises UsageError naming the problem
+        if self.max_flows < 1:
+            raise UsageError(f"settings: max_flows must be >= 1 (got {self.max_flows})")
+        if self.max_expansion < 0:
+            raise UsageError(f"settings: max_expansion must be >= 0 (got {self.max_expansion})")
         if self.batch_packets < 1:
             raise UsageError("settings: batch_packets must be >= 1")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from fuzzing import examples, fuzz
 
 import flowscope
 from flowscope import testing as t
@@ -366,15 +367,17 @@ def mutated(draw):
 
 PREFIXES = [b"", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\x0a\x0d\x0d\x0a",
             b"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"]
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@fuzz
 @FUZZ
 @given(prefix=st.sampled_from(PREFIXES), body=st.binary(max_size=600))
 def test_random_bytes_never_crash(scratch, prefix, body):
     analyze_guarded(scratch, prefix + body)
 
 
+@fuzz
 @FUZZ
 @given(data=mutated())
 def test_mutated_captures_never_crash(scratch, data):
@@ -447,7 +450,8 @@ def _decode_in(frame: bytes, linktype: int, wirelen: int, off: int, fill: int):
     return P[0].copy(), stats
 
 
-@settings(max_examples=400, deadline=None)
+@fuzz
+@settings(max_examples=examples(400), deadline=None)
 @given(case=fuzz_frame(), off=st.integers(0, 40))
 def test_decoder_stays_inside_the_frame(case, off):
     linktype, frame, wirelen = case

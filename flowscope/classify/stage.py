@@ -139,6 +139,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
         "dns_name": [f.dns_name for f in flows],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
         "dns_queries": [list(e.dns_queries) for e in evidences],
+        "local_names": [list(e.local_names) for e in evidences],
     }
     table = _stun_rtt(table, evidences)
     from flowscope import schema

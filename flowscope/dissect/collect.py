@@ -34,7 +34,9 @@ from flowscope.dissect.streams import StreamWalks
 KEEP_TCP = (4, 0)
 KEEP_UDP = (4, 2)
 KEEP_DATAGRAM_BYTES = 1500
-DNS_PORT = 53
+DNS_PORTS = (53, 5353, 5355)  # DNS, mDNS, LLMNR: every packet is kept (flows/table.py _name_port)
+DHCP_PORTS = (67, 68)
+NAME_PORTS = np.array(DNS_PORTS + DHCP_PORTS)
 
 
 class PayloadCollector:
@@ -76,17 +78,24 @@ class PayloadCollector:
         sel = P[rows]
         mem = memoryview(buf)
         l4 = sel[:, PROTO]
-        dns = ((sel[:, SPORT] == DNS_PORT) | (sel[:, DPORT] == DNS_PORT)).tolist()
+        sp, dp = sel[:, SPORT], sel[:, DPORT]
+        named = np.where(np.isin(dp, NAME_PORTS), dp, np.where(np.isin(sp, NAME_PORTS), sp, 0)).tolist()
         done = ((sel[:, NTH] == KEEP_TCP[0] - 1) & (sel[:, DIR] == 0) & (l4 == 6) & (sel[:, FSYN] == 1)).tolist()
         for k, (f, dk, proto, seq, off, cap, ts) in enumerate(sel[:, [FLOW, DIR, PROTO, SEQ, POFF, PCAP, TS]].tolist()):
             key = (part, f)
-            if dns[k]:
-                ev.add_dns(self.evidence.setdefault(key, ev.Evidence()), proto, ts, mem[off:off + cap].tobytes(), self.counts)
+            port = named[k]
+            if port in DNS_PORTS:
+                ev.add_dns(self.evidence.setdefault(key, ev.Evidence()), proto, ts, mem[off:off + cap].tobytes(),
+                           self.counts, port)
+                continue
+            if port in DHCP_PORTS:
+                ev.add_dhcp(self.evidence.setdefault(key, ev.Evidence()), mem[off:off + cap].tobytes(), self.counts)
                 continue
             kept = self.pending.get(key)
             if kept is None:
                 kept = self.pending[key] = ev.FlowBytes(proto)
-            kept.add(dk, seq, ts, mem[off:off + (cap if proto == 6 else min(cap, KEEP_DATAGRAM_BYTES))].tobytes())
+            if not kept.add(dk, seq, ts, mem[off:off + (cap if proto == 6 else min(cap, KEEP_DATAGRAM_BYTES))].tobytes()):
+                self.counts["payload-bytes-cut"] += 1  # the record's byte budget (evidence.KEEP_FLOW_BYTES)
             if done[k]:  # a TCP record from its SYN: its originator has said what it will say here
                 self.evidence[key] = ev.extract(self.pending.pop(key), self.counts)
                 self.decided.add(key)

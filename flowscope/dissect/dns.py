@@ -48,6 +48,11 @@ MAX_LABEL = 63        # bytes in one label (RFC 1035 §2.3.4)
 MAX_NAME_WIRE = 255   # bytes of the uncompressed wire form, length octets and root included
 MAX_JUMPS = 32        # compression pointers followed per name
 MIN_QUESTION = 5      # root name (1) + qtype + qclass
+# Per-message work bounds (docs/security.md): real messages hold one question (mDNS a few
+# dozen) and tens of records; a 64 KiB TCP message could otherwise carry 13,000 questions
+# and 6,000 records, and address_names() pairs them. Beyond these, `limited` is set.
+MAX_QUESTIONS = 64
+MAX_RECORDS = 512
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class DnsMessage:
     questions: tuple[tuple[str, int], ...]  # (name, qtype)
     answers: tuple[DnsRecord, ...]          # the answer section only
     complete: bool = True                   # False: records stopped early (cut or malformed)
+    limited: bool = False                   # True: stopped at MAX_QUESTIONS or MAX_RECORDS
 
 
 # --- safe text ------------------------------------------------------------------------
@@ -199,16 +205,17 @@ def parse_dns(data: bytes) -> DnsMessage | None:
     memo: dict = {}
     pos = HEADER.size
     questions = []
-    for _ in range(qd):
+    for _ in range(min(qd, MAX_QUESTIONS)):
         got = _read_name(data, pos, memo)
         if got is None or got[1] + QUESTION.size > n:
             return None
         qtype, _qclass = QUESTION.unpack_from(data, got[1])
         questions.append((got[0], qtype))
         pos = got[1] + QUESTION.size
+    limited = qd > MAX_QUESTIONS or an + ns + ar > MAX_RECORDS
     answers = []
-    complete = True
-    for k in range(an + ns + ar):  # each record takes >= 11 bytes: at most n / 11 rounds
+    complete = not limited
+    for k in range(0 if qd > MAX_QUESTIONS else min(an + ns + ar, MAX_RECORDS)):  # records follow all questions
         got = _read_record(data, pos, memo)
         if got is None:
             complete = False
@@ -217,7 +224,7 @@ def parse_dns(data: bytes) -> DnsMessage | None:
             answers.append(got[0])
         pos = got[1]
     return DnsMessage(ident, bool(flags & FLAG_QR), flags & RCODE_MASK,
-                      tuple(questions), tuple(answers), complete)
+                      tuple(questions), tuple(answers), complete, limited)
 
 
 def parse_dns_tcp(stream: bytes) -> tuple[list[DnsMessage], int]:

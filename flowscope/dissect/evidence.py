@@ -11,23 +11,40 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowscope.dissect import dns, http, quic, stun, tls, whatsapp
+from flowscope.dissect import dhcp, dns, http, localnames, quic, stun, tls, whatsapp
+
+
+# Per-flow bounds (docs/security.md). A record keeps at most this many payload bytes per
+# direction: what reassemble() reads anyway (a ClientHello with post-quantum shares is ~3 KiB),
+# whatever the segment sizes (offload captures hold 64 KiB segments). DNS flows keep this many
+# names and answers: a long-lived DNS connection or a tunnel must not grow without end.
+KEEP_FLOW_BYTES = 16 << 10
+MAX_FLOW_NAMES = 1024
+MAX_FLOW_ANSWERS = 8192
 
 
 class FlowBytes:
     """Payload kept for one undecided flow record: TCP segments or datagrams per direction."""
-    __slots__ = ("l4", "segments", "datagrams")
+    __slots__ = ("l4", "segments", "datagrams", "kept")
 
     def __init__(self, l4: int):
         self.l4 = l4
         self.segments: tuple = ([], [])   # (seq, bytes) per direction
         self.datagrams: tuple = ([], [])  # (ts, bytes) per direction
+        self.kept = [0, 0]                # payload bytes held per direction
 
-    def add(self, d: int, seq: int, ts: int, data: bytes) -> None:
+    def add(self, d: int, seq: int, ts: int, data: bytes) -> bool:
+        """Keep a packet's payload, cut to the direction's byte budget; False if it was cut."""
+        room = KEEP_FLOW_BYTES - self.kept[d]
+        whole = len(data) <= room
+        if not whole:
+            data = data[:max(room, 0)]
+        self.kept[d] += len(data)
         if self.l4 == 6:
             self.segments[d].append((seq, data))
         else:
             self.datagrams[d].append((ts, data))
+        return whole
 
 
 @dataclass
@@ -46,9 +63,10 @@ class Evidence:
     stun_rtt_ms: float | None = None
     dns_queries: tuple = ()
     dns_answers: list = field(default_factory=list)  # (ts_ns, address, queried name)
+    local_names: tuple = ()  # names of local devices (see dissect/names.py)
 
 
-def reassemble(segments: list[tuple[int, bytes]], limit: int = 16 << 10) -> bytes:
+def reassemble(segments: list[tuple[int, bytes]], limit: int = KEEP_FLOW_BYTES) -> bytes:
     """Contiguous stream from the lowest sequence number; overlaps taken once; stops at a gap."""
     if not segments:
         return b""
@@ -96,6 +114,7 @@ def merged(items: list[Evidence]) -> Evidence:
             out.stun_rtt_ms = e.stun_rtt_ms if out.stun_rtt_ms is None else min(out.stun_rtt_ms, e.stun_rtt_ms)
         out.dns_queries += tuple(q for q in e.dns_queries if q not in out.dns_queries)
         out.dns_answers += e.dns_answers
+        out.local_names += tuple(n for n in e.local_names if n not in out.local_names)
     return out
 
 
@@ -110,10 +129,12 @@ def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
     if status == "ok" and hello is not None:
         ev.sni, ev.alpn = hello.sni, hello.alpn
         return
-    if status in ("malformed", "need-more"):
+    if status in ("malformed", "need-more", "limit"):
         counts[f"tls-{status}"] += 1
         return
-    ev.http_host = http.http_host(stream)
+    ev.http_host, limited = http.request_host(stream)
+    if limited:
+        counts["http-limit"] += 1
 
 
 def _udp(kept: FlowBytes, ev: Evidence, counts: Counter) -> None:
@@ -124,6 +145,8 @@ def _udp(kept: FlowBytes, ev: Evidence, counts: Counter) -> None:
             if msg is None:
                 continue
             ev.stun = True
+            if msg.limited:
+                counts["stun-limit"] += 1
             ev.stun_whatsapp |= msg.whatsapp
             ev.stun_mapped += tuple(f"{ip}:{port}" for ip, port in msg.mapped if f"{ip}:{port}" not in ev.stun_mapped)
             if d == 0 and msg.msg_class == "request":
@@ -143,8 +166,13 @@ def _udp(kept: FlowBytes, ev: Evidence, counts: Counter) -> None:
             counts[f"quic-{status}"] += 1
 
 
-def add_dns(ev: Evidence, l4: int, ts: int, data: bytes, counts: Counter) -> None:
-    """Dissect one DNS payload at once (UDP datagram or a TCP segment carrying whole messages)."""
+MULTICAST_NAME_PORTS = (5353, 5355)  # mDNS, LLMNR: every name in them is a local device's
+
+
+def add_dns(ev: Evidence, l4: int, ts: int, data: bytes, counts: Counter, port: int = 53) -> None:
+    """Dissect one DNS payload at once (UDP datagram or a TCP segment carrying whole messages).
+
+    Unicast DNS (port 53) gives queries and answers; mDNS and LLMNR give local names only."""
     if l4 == 17:
         msg = dns.parse_dns(data)
         msgs = [] if msg is None else [msg]
@@ -155,11 +183,63 @@ def add_dns(ev: Evidence, l4: int, ts: int, data: bytes, counts: Counter) -> Non
     for msg in msgs:
         if not msg.complete:
             counts["dns-incomplete"] += 1
+        if msg.limited:
+            counts["dns-limit"] += 1
+        if port in MULTICAST_NAME_PORTS:
+            _add_local(ev, _multicast_names(msg), counts)
+            continue
+        _add_local(ev, _unicast_local_names(msg), counts)
         for name, _qtype in msg.questions:
             if name not in ev.dns_queries:
+                if len(ev.dns_queries) >= MAX_FLOW_NAMES:
+                    counts["dns-flow-limit"] += 1
+                    break
                 ev.dns_queries += (name,)
         if msg.is_response:
-            ev.dns_answers += [(ts, addr, name) for addr, name in dns.address_names(msg).items()]
+            found = dns.address_names(msg)
+            if len(ev.dns_answers) + len(found) > MAX_FLOW_ANSWERS:
+                counts["dns-flow-limit"] += 1
+                continue
+            ev.dns_answers += [(ts, addr, name) for addr, name in found.items()]
+
+
+def _unicast_local_names(msg: dns.DnsMessage) -> list[str]:
+    """Names a unicast message shows to be local: by suffix, resolving to a local address,
+    or the PTR target of a local address (the reverse names are addresses: pseudonymised so)."""
+    names = [q for q, _ in msg.questions if localnames.is_local_name(q) and not localnames.reverse_address(q)]
+    if msg.is_response:
+        names += [name for addr, name in dns.address_names(msg).items() if localnames.is_local_address(addr)]
+        for r in msg.answers:
+            ip = localnames.reverse_address(r.name) if r.rtype == dns.TYPE_PTR else None
+            if ip and localnames.is_local_address(ip) and r.value:
+                names.append(r.value)
+    return names
+
+
+def _multicast_names(msg: dns.DnsMessage) -> list[str]:
+    names = [q for q, _ in msg.questions] + [r.name for r in msg.answers]
+    names += [r.value for r in msg.answers if r.rtype in dns.NAME_TYPES]
+    return [n for n in names if n and not localnames.reverse_address(n) and not localnames.is_service_type(n)]
+
+
+def _add_local(ev: Evidence, names, counts: Counter) -> None:
+    for name in names:
+        if name not in ev.local_names:
+            if len(ev.local_names) >= MAX_FLOW_NAMES:
+                counts["local-names-flow-limit"] += 1
+                return
+            ev.local_names += (name,)
+
+
+def add_dhcp(ev: Evidence, data: bytes, counts: Counter) -> None:
+    """A DHCP message's host names (options 12 and 81) are local names."""
+    msg = dhcp.parse_dhcp(data)
+    if msg is None:
+        counts["dhcp-malformed"] += 1
+        return
+    if msg.limited:
+        counts["dhcp-limit"] += 1
+    _add_local(ev, [n for n in (msg.host_name, msg.client_fqdn) if n], counts)
 
 
 def for_flows(flows, collector, n_flows: int) -> list:

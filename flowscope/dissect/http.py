@@ -21,6 +21,7 @@ from flowscope.dissect.dns import safe_name
 
 MAX_SCAN = 8192      # bytes of the stream looked at
 MAX_METHOD = 24      # longest method token accepted
+MAX_HEADER_LINES = 100  # header lines read (Apache's LimitRequestFields); beyond: no host, `limited`
 
 # method token (RFC 7230 tchar), one space, target (no space or control), HTTP/1.x, line end
 REQUEST_LINE = re.compile(
@@ -46,9 +47,13 @@ def _host_of(authority: bytes) -> str | None:
     return safe_name(host) or None
 
 
+class _Limit(Exception):
+    """Internal: MAX_HEADER_LINES read without the Host header."""
+
+
 def _host_header(data: bytes, pos: int) -> bytes | None:
     """Value of the first complete Host header line after `pos`, None if there is none."""
-    while True:
+    for _ in range(MAX_HEADER_LINES):
         eol = data.find(b"\n", pos)
         if eol < 0:
             return None  # end of the captured bytes: an incomplete line is not trusted
@@ -61,11 +66,24 @@ def _host_header(data: bytes, pos: int) -> bytes | None:
         name, colon, value = line.partition(b":")
         if colon and name.lower() == b"host":
             return value.strip(b" \t")
+    raise _Limit
 
 
 def http_host(data: bytes) -> str | None:
     """The host named by the HTTP/1.x request at the start of `data`; None if there is no
     HTTP/1.x request line, or no host (no Host header, or an empty one)."""
+    return request_host(data)[0]
+
+
+def request_host(data: bytes) -> tuple[str | None, bool]:
+    """(http_host(data), whether MAX_HEADER_LINES stopped the search)."""
+    try:
+        return _request_host(data), False
+    except _Limit:
+        return None, True
+
+
+def _request_host(data: bytes) -> str | None:
     data = bytes(data[:MAX_SCAN])
     request = REQUEST_LINE.match(data)
     if request is None:

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flowscope.dissect.tls import ClientHello, parse_handshake_client_hello
 
 __all__ = [
-    "DECRYPT_FAILED", "MALFORMED", "MAX_CRYPTO_BYTES", "MAX_DATAGRAMS", "NEED_MORE",
+    "DECRYPT_FAILED", "LIMIT", "MALFORMED", "MAX_CRYPTO_BYTES", "MAX_DATAGRAMS", "NEED_MORE",
     "NOT_QUIC", "OK", "UNKNOWN_VERSION", "InitialKeys", "VERSIONS", "derive_client_initial_keys",
     "hkdf_expand_label", "parse_initial",
 ]
@@ -52,6 +52,7 @@ NOT_QUIC = "not-quic"
 UNKNOWN_VERSION = "unknown-version"
 MALFORMED = "malformed"
 DECRYPT_FAILED = "decrypt-failed"
+LIMIT = "limit"  # no ClientHello within the bounds above (counted as quic-limit)
 
 MAX_DATAGRAMS = 8
 MAX_PACKETS_PER_DATAGRAM = 16
@@ -184,6 +185,7 @@ class _Session:
         self.seen_initial = False
         self.decrypted = False
         self.malformed = False
+        self.limited = False  # a bound cut the work short (packets, derivations, CRYPTO frames)
 
     def run(self, datagrams: list[bytes]) -> tuple[str, ClientHello | None, int | None]:
         version: int | None = None
@@ -203,6 +205,8 @@ class _Session:
             return NEED_MORE, None, None
         if self.malformed:
             return MALFORMED, None, version
+        if self.limited:
+            return LIMIT, None, version
         if self.decrypted:
             return NEED_MORE, None, version
         if self.seen_initial:
@@ -234,6 +238,7 @@ class _Session:
             if end is None:
                 return
             pos = end
+        self.limited |= len(data) - pos >= 7 and bool(data[pos] & 0x80)  # more packets than we walk
 
     def _packet(self, data: bytes, start: int) -> int | None:
         """Parse (and decrypt if Initial) the long-header packet at ``start``; its end or None."""
@@ -279,6 +284,7 @@ class _Session:
         cache_key = (version, dcid)
         if cache_key not in self.keys:
             if self.derivations >= MAX_KEY_DERIVATIONS:
+                self.limited = True
                 return None
             self.derivations += 1
             self.keys[cache_key] = derive_client_initial_keys(dcid, version)
@@ -337,6 +343,8 @@ class _Session:
             if keep > 0:
                 self.segments.append((seg_start, payload[data_start:data_start + keep]))
                 self.crypto_bytes += keep
+        elif len(self.segments) >= MAX_CRYPTO_FRAMES:
+            self.limited = True
         return data_end
 
     def _hello(self) -> tuple[str, ClientHello | None]:

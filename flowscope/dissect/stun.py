@@ -54,6 +54,9 @@ XOR_ATTRS = frozenset({ATTR_XOR_PEER, ATTR_XOR_RELAYED, ATTR_XOR_MAPPED, ATTR_XO
 ADDRESS_FIELD = {ATTR_MAPPED: "mapped", ATTR_XOR_MAPPED: "mapped", ATTR_XOR_MAPPED_OLD: "mapped",
                  ATTR_XOR_PEER: "peers", ATTR_XOR_RELAYED: "relayed"}
 
+MAX_ATTRIBUTES = 128  # per message (real ones: under 20); beyond it reading stops, `limited`
+MAX_STREAM_MESSAGES = 1024  # per parse_stun_stream call
+
 WHATSAPP_TYPES = range(0x0800, 0x0803)
 WHATSAPP_ATTRS = frozenset({*range(0x4000, 0x4008), 0x4024, 0x4025})
 
@@ -70,6 +73,7 @@ class StunMessage:
     peers: tuple[tuple[str, int], ...]       # XOR-PEER-ADDRESS
     relayed: tuple[tuple[str, int], ...]     # XOR-RELAYED-ADDRESS
     whatsapp: bool                    # WhatsApp message type or attribute present
+    limited: bool = False             # attributes beyond MAX_ATTRIBUTES were not read
 
 
 def split_type(msg_type: int) -> tuple[int, str]:
@@ -111,7 +115,7 @@ def parse_stun(data: bytes) -> StunMessage | None:
     attributes: list[tuple[int, int]] = []
     found: dict[str, list[tuple[str, int]]] = {"mapped": [], "peers": [], "relayed": []}
     pos = HEADER_SIZE
-    while pos < n:
+    while pos < n and len(attributes) < MAX_ATTRIBUTES:
         if pos + ATTR.size > n:
             return None
         atype, alen = ATTR.unpack_from(data, pos)
@@ -136,7 +140,7 @@ def parse_stun(data: bytes) -> StunMessage | None:
         msg_type=msg_type, method=method, msg_class=klass,
         transaction_id=data[8:HEADER_SIZE] if cookie else data[4:HEADER_SIZE],
         cookie=cookie, attributes=tuple(attributes), mapped=tuple(found["mapped"]),
-        peers=tuple(found["peers"]), relayed=tuple(found["relayed"]), whatsapp=whatsapp)
+        peers=tuple(found["peers"]), relayed=tuple(found["relayed"]), whatsapp=whatsapp, limited=pos < n)
 
 
 def parse_stun_stream(stream: bytes) -> tuple[list[StunMessage], int]:
@@ -152,7 +156,7 @@ def parse_stun_stream(stream: bytes) -> tuple[list[StunMessage], int]:
     n = len(stream)
     messages: list[StunMessage] = []
     pos = 0
-    while pos + 4 <= n:
+    while pos + 4 <= n and len(messages) < MAX_STREAM_MESSAGES:
         first, length = ATTR.unpack_from(stream, pos)
         if first & 0xC000 == 0x4000:  # ChannelData: channel number 0x4000-0x7FFF
             end = pos + 4 + length + (-length % 4)

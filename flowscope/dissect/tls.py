@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 
 __all__ = [
-    "MALFORMED", "MAX_HELLO_BYTES", "NEED_MORE", "NOT_TLS", "OK",
+    "LIMIT", "MALFORMED", "MAX_HELLO_BYTES", "NEED_MORE", "NOT_TLS", "OK",
     "ClientHello", "parse_client_hello", "parse_handshake_client_hello", "safe_text",
 ]
 
@@ -27,12 +27,22 @@ OK = "ok"
 NEED_MORE = "need-more"
 NOT_TLS = "not-tls"
 MALFORMED = "malformed"
+LIMIT = "limit"  # more records, extensions or list items than any real ClientHello has
 
 #: Largest ClientHello (handshake header included) accepted; real ones are 0.2-3 KiB
 #: (a few KiB more with post-quantum key shares). Anything longer is called malformed.
 MAX_HELLO_BYTES = 1 << 16
 #: Largest TLSPlaintext fragment (RFC 8446 5.1); handshake records must be non-empty.
 MAX_RECORD_BYTES = 1 << 14
+#: Per-hello work bounds (docs/security.md). Real hellos: 1-3 records, ~20 extensions, one
+#: server name, a few ALPN ids. Beyond these the status is LIMIT (counted as tls-limit).
+MAX_RECORDS = 64
+MAX_EXTENSIONS = 128
+MAX_LIST_ITEMS = 64
+
+
+class _Limit(Exception):
+    """Internal signal: a work bound was reached; never escapes the entry points."""
 
 _HANDSHAKE = 22
 _CLIENT_HELLO = 1
@@ -86,6 +96,8 @@ def parse_client_hello(stream: bytes) -> tuple[str, ClientHello | None]:
     """
     try:
         return _parse_records(memoryview(bytes(stream)))
+    except _Limit:
+        return LIMIT, None
     except Exception:  # pragma: no cover - defensive: the walk below is written not to raise
         return MALFORMED, None
 
@@ -104,7 +116,7 @@ def parse_handshake_client_hello(msg: bytes) -> ClientHello | None:
         if length + 4 > MAX_HELLO_BYTES or len(view) < 4 + length:
             return None
         return _parse_body(view[4:4 + length])
-    except Exception:  # pragma: no cover - defensive
+    except Exception:  # _Limit too: a QUIC hello past the bounds gives no name
         return None
 
 
@@ -119,6 +131,8 @@ def _parse_records(data: memoryview) -> tuple[str, ClientHello | None]:
     need = -1         # 4 + message length once the handshake header is known
     pos = 0
     while True:
+        if len(fragments) >= MAX_RECORDS:
+            raise _Limit
         header = data[pos:pos + 5]
         # Judge whatever part of the record header is present before asking for more.
         if len(header) >= 1 and header[0] != _HANDSHAKE:
@@ -225,6 +239,8 @@ def _parse_body(body: memoryview) -> ClientHello | None:
     while p < n:
         if p + 4 > n:
             return None
+        if len(seen) >= MAX_EXTENSIONS:
+            raise _Limit
         ext_type, size = _U16X2(b, p)
         p += 4
         if p + size > n or ext_type in seen:
@@ -257,7 +273,7 @@ def _server_name(data: memoryview) -> tuple[bool, str | None]:
         return False, None
     lst = _Reader(names)
     first: str | None = None
-    while lst.left():
+    for _ in _bounded(lst):
         name_type = lst.uint(1)
         name = lst.vector(2)
         if name_type is None or name is None or len(name) == 0:
@@ -265,6 +281,16 @@ def _server_name(data: memoryview) -> tuple[bool, str | None]:
         if name_type == 0 and first is None:
             first = safe_text(bytes(name), host=True)
     return True, first
+
+
+def _bounded(lst: "_Reader"):
+    """Steps while `lst` has bytes left, at most MAX_LIST_ITEMS of them."""
+    for _ in range(MAX_LIST_ITEMS):
+        if not lst.left():
+            return
+        yield
+    if lst.left():
+        raise _Limit
 
 
 def _alpn(data: memoryview) -> tuple[str, ...] | None:
@@ -275,7 +301,7 @@ def _alpn(data: memoryview) -> tuple[str, ...] | None:
         return None
     lst = _Reader(names)
     out = []
-    while lst.left():
+    for _ in _bounded(lst):
         name = lst.vector(1)
         if name is None or len(name) == 0:
             return None

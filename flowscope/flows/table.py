@@ -59,6 +59,12 @@ def _service_port(p):
     return p < 1024 or p == 5222 or p == 5223 or p == 5228 or p == 3478 or p == 8080 or p == 8443
 
 
+@njit(cache=True, inline="always")
+def _name_port(p):
+    """DNS, mDNS, LLMNR and DHCP: every packet may carry names (dissect/collect.py)."""
+    return p == 53 or p == 5353 or p == 5355 or p == 67 or p == 68
+
+
 @njit(cache=True)
 def is_closed(T, r):
     fo = T[r, D + TCPFLAGS]
@@ -219,7 +225,7 @@ def _keep(T, r, P, i, d, S, keep):
     """Should the dissectors see packet i (accounted in row r, direction d)?"""
     if P[i, pk.PCAP] <= 0:
         return 0
-    if P[i, pk.SPORT] == 53 or P[i, pk.DPORT] == 53:
+    if _name_port(P[i, pk.SPORT]) or _name_port(P[i, pk.DPORT]):
         return 1
     nth = P[i, pk.NTH]
     if nth == 0 and d == 0:
@@ -377,13 +383,19 @@ _NO_BUF = np.zeros(0, dtype=np.uint8)
 class FlowTable:
     """Python owner of the compiled table's arrays; grows them when full."""
 
-    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None):
-        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection)."""
+    def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None,
+                 max_flows: int = 1 << 20, source: str = "input"):
+        """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection);
+        max_flows: the memory guard, concurrent flows beyond which `add` raises LimitError
+        naming `source`."""
+        self.max_flows = max_flows
+        self.source = source
+        rows = max(1, min(rows, max_flows))
         self.timeouts = timeouts_ns
         self.dedup_ns = dedup_ns
         self.keep = np.array(keep if keep is not None else (-1, -1, -1, -1, -1), dtype=np.int64)
         self.T = np.zeros((rows, NF), dtype=np.int64)
-        self.index = np.zeros(2 * rows, dtype=np.int64)
+        self.index = np.zeros(2 * (1 << (rows - 1).bit_length()), dtype=np.int64)  # a power of two
         self.free = np.arange(rows - 1, -1, -1, dtype=np.int64)
         self.S = np.zeros(5, dtype=np.int64)
         self.S[S_MINTS] = np.iinfo(np.int64).max
@@ -424,15 +436,22 @@ class FlowTable:
             self.finished.append(out[:n_out])
 
     def _grow(self) -> None:
+        """Double the rows (up to max_flows); a full table at max_flows ends this file's read
+        (a flood of one-packet flows must not take the machine's memory)."""
         rows = len(self.T)
-        T = np.zeros((2 * rows, NF), dtype=np.int64)
+        new = min(2 * rows, self.max_flows)
+        if new <= rows:
+            from flowscope.errors import LimitError
+            raise LimitError(self.source, f"more than {self.max_flows:,} concurrent flows (a flood of "
+                             "flows?): reading stopped here, the flows so far are kept (--max-flows)")
+        T = np.zeros((new, NF), dtype=np.int64)
         T[:rows] = self.T
         self.T = T
-        self.index = np.zeros(4 * rows, dtype=np.int64)
+        self.index = np.zeros(2 * (1 << (new - 1).bit_length()), dtype=np.int64)  # a power of two
         reindex(self.T, self.index)
-        self.free = np.concatenate([np.arange(2 * rows - 1, rows - 1, -1, dtype=np.int64),
+        self.free = np.concatenate([np.arange(new - 1, rows - 1, -1, dtype=np.int64),
                                     np.zeros(rows, dtype=np.int64)])
-        self.S[S_FREE_TOP] = rows
+        self.S[S_FREE_TOP] = new - rows
 
     def records(self) -> np.ndarray:
         if not self.finished:

@@ -11,6 +11,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from flowscope.terminal import printable
 from flowscope.live.options import DEFAULT_LOCAL_NETS, LiveOptions, parse_duration_s
 
 
@@ -33,22 +34,22 @@ def main(args, settings, write_options: dict | None = None) -> int:
 
     def ready(engine):
         if not args.quiet:
-            print(f"flowscope: capturing on {options.interface} with {engine.label}"
-                  f"{' (filter: ' + options.bpf + ')' if options.bpf else ''}; Ctrl-C stops", file=sys.stderr,
-                  flush=True)
+            print(printable(f"flowscope: capturing on {options.interface} with {engine.label}"
+                            f"{' (filter: ' + options.bpf + ')' if options.bpf else ''}; Ctrl-C stops"),
+                  file=sys.stderr, flush=True)
 
     with view or contextlib.nullcontext():
         run = session.run(options, settings, view=view, on_ready=ready)
     result = run.result
     result.write(options.out, force=True, **(write_options or {}))  # prepare_out checked the directory
     if run.error:
-        print(f"flowscope: error: {run.error}", file=sys.stderr)
+        print(printable(f"flowscope: error: {run.error}"), file=sys.stderr)
     else:
         for err in result.errors:
-            print(f"flowscope: error: {err}", file=sys.stderr)
+            print(printable(f"flowscope: error: {err}"), file=sys.stderr)
     if not args.quiet:
-        print("\n".join(summary_lines(run, options.out)), flush=True)
+        print("\n".join(map(printable, summary_lines(run, options.out))), flush=True)
     elif run.drops.total:   # quiet prints errors only, and a lossy capture is one
         from flowscope.live.view import first_line
-        print(f"flowscope: warning: {first_line(run, options.interface)}", file=sys.stderr)
+        print(printable(f"flowscope: warning: {first_line(run, options.interface)}"), file=sys.stderr)
     return 1 if run.error or result.errors else 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from flowscope.live.engines import interface_drops
+from flowscope.terminal import markup
 
 REFRESH_S = 1.0
 SNAPSHOT_COST_FACTOR = 4   # a snapshot re-merges every part: never spend over 1/4 of the time on it
@@ -85,14 +86,14 @@ class LiveView:
         grid.add_column(justify="right", style="bold")
         grid.add_column()
         h, rem = divmod(int(elapsed_s), 3600)
-        grid.add_row("capturing", f"{self.interface} with {engine.label}, {h:d}:{rem // 60:02d}:{rem % 60:02d} "
-                                  f"(Ctrl-C stops and writes {self.out})")
+        grid.add_row("capturing", markup(f"{self.interface} with {engine.label}, {h:d}:{rem // 60:02d}:{rem % 60:02d} "
+                                         f"(Ctrl-C stops and writes {self.out})"))
         grid.add_row("packets", f"{engine.packets_seen:,}")
         grid.add_row("dropped", self._drops_text(engine))
         grid.add_row("flows", f"{s['flows']:,} ({s['bytes']:,} IP bytes), local devices {s['devices']}")
         grid.add_row("Meta flows", f"{s['meta_flows']:,} ({s['meta_bytes']:,} IP bytes)")
         for name, flows, nbytes in s["breakdown"]:
-            grid.add_row(f"{s['by']} {name}", f"{flows:,} flows, {nbytes:,} IP bytes")
+            grid.add_row(markup(f"{s['by']} {name}"), f"{flows:,} flows, {nbytes:,} IP bytes")
         return grid
 
     def _drops_text(self, engine) -> str:

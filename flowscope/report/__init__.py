@@ -45,7 +45,8 @@ def _pseudonymizer(result, key: bytes):
     from flowscope.report import pseudonym
     peers = pseudonym.call_peers(result.table)
     return pseudonym.Pseudonymizer(key, peers=peers, own=pseudonym.own_addresses(result.table, peers),
-                                   local_nets=pseudonym.local_nets_of(result.summary))
+                                   local_nets=pseudonym.local_nets_of(result.summary),
+                                   names=pseudonym.local_names(result.table))
 
 
 def _render(out: Path, analysed_at: str, privacy: dict, pdf: bool, files: list, notes: list):

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.dissect import localnames
+from flowscope.dissect.localnames import is_local_name
 from flowscope.errors import UsageError
 from flowscope.geo.special import address_class
 
@@ -32,6 +34,7 @@ LOCAL_CLASSES = frozenset({"private", "cgnat", "link-local"})  # private include
 P2P_MARK = "peer-to-peer call leg"   # classify.stage's catalog_rule for direct call legs
 KEY_BYTES = 32
 DIGEST_HEX = 8
+CID_HEX = 16
 
 _MAC = r"(?<![0-9A-Fa-f:-])(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f:-])"
 _PTR4 = r"(?<![\w.])(?P<rev4>(?:\d{1,3}\.){4})in-addr\.arpa"
@@ -41,6 +44,12 @@ _V4 = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
 _TEXT = re.compile(f"(?P<mac>{_MAC})|(?P<ptr4>{_PTR4})|(?P<ptr6>{_PTR6})|(?P<v6>{_V6})|(?P<v4>{_V4})")
 _V4_ONLY = re.compile(_V4)
 _MAYBE = re.compile(r"[:-]|\d\.\d")  # every pattern above needs one of these
+# Names in free text: labels are anything but space, dots and the characters that delimit a
+# name in our text (quotes, brackets, separators, URL and host:port punctuation).
+_LABEL = r'[^\s"(),;<>\[\]{}=.:/@]'
+_BEFORE = r'(?<![^\s"(),;<>\[\]{}=:/@])'   # a name starts at the text's start or a delimiter
+_AFTER = rf"(?!{_LABEL}|\.{_LABEL})"         # ... and ends before one (a sentence's dot may follow)
+NAME_COLUMNS = frozenset({"hostname", "sni", "dns_name", "dns_queries", "local_names"})
 
 
 def default_key_path() -> Path:
@@ -108,17 +117,27 @@ def _canonical(ip: str) -> str | None:
 class Pseudonymizer:
     """Replaces local, MAC and call-peer addresses in values, text, tables and JSON."""
 
-    def __init__(self, key: bytes, peers=(), local_nets=(), own=()):
+    def __init__(self, key: bytes, peers=(), local_nets=(), own=(), names=()):
+        """`names`: names the capture showed to be local devices' (the local_names column),
+        pseudonymised wherever they appear besides those that localnames recognises by form."""
         self.key = key
+        self.names = frozenset(n.lower().rstrip(".") for n in names if n)
+        self._name_re = _name_pattern(self.names)
         self.peers = frozenset(filter(None, (_canonical(p) for p in peers)))
         self.own = frozenset(filter(None, (_canonical(p) for p in own)))  # device's public address
         self.local_nets = tuple(ipaddress.ip_network(n, strict=False) for n in local_nets)
         self._seen: dict[str, str | None] = {}  # address text -> pseudonym (or None: kept)
 
     # --- single values --------------------------------------------------------------
-    def token(self, kind: str, value: str) -> str:
+    def token(self, kind: str, value: str, digits: int = DIGEST_HEX) -> str:
         digest = hmac.new(self.key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"{kind}-{digest[:DIGEST_HEX]}"
+        return f"{kind}-{digest[:digits]}"
+
+    def community_id(self, value: str | None) -> str | None:
+        """The keyed form of a Community ID: the clear one is a SHA-1 of the 5-tuple, so with
+        the remote address and ports beside it, trying the private ranges gives the local
+        address back (24 s on one core). 16 hex digits: joins across runs stay unambiguous."""
+        return self.token("cid", value, CID_HEX) if value else value
 
     def kind_of(self, canonical_ip: str) -> str | None:
         """"peer", "local" or None (an address to keep) for a canonical address."""
@@ -154,12 +173,38 @@ class Pseudonymizer:
         token = sep and port.isdigit() and self.address(host)
         return f"{token}:{port}" if token else self.text(ip_port)
 
+    def name(self, value: str | None) -> str | None:
+        """A name column's value: a local device's name (by form or as the capture showed)
+        becomes ``device-…``; a reverse name of a local address the address pseudonym; else
+        the value scrubbed as text. Public names are the evidence and stay."""
+        if not isinstance(value, str) or not value:
+            return value
+        scrubbed = self._addresses(value)  # addresses (an IPv6 literal is one label), reverse names
+        if scrubbed != value:
+            return scrubbed
+        canonical = value.lower().rstrip(".")
+        if canonical in self.names or is_local_name(canonical):
+            return self.token("device", canonical)
+        return self._names(value)
+
     # --- free text --------------------------------------------------------------------
     def text(self, s: str) -> str:
-        """Every local/peer address and MAC address inside `s` replaced."""
-        if not isinstance(s, str) or not _MAYBE.search(s):  # most names hold no address at all
+        """Every local/peer address, MAC address and local device name inside `s` replaced."""
+        if not isinstance(s, str):
             return s
-        return _TEXT.sub(self._replace, s)
+        return self._names(self._addresses(s))
+
+    def _names(self, s: str) -> str:
+        low = s.lower()
+        if localnames.mentions_local_suffix(low) or (self.names and any(n in low for n in self.names)):
+            return self._name_re.sub(self._device, s)
+        return s
+
+    def _addresses(self, s: str) -> str:
+        return _TEXT.sub(self._replace, s) if _MAYBE.search(s) else s  # most names hold no address
+
+    def _device(self, m: re.Match) -> str:
+        return self.token("device", m.group(0).lower())
 
     def _replace(self, m: re.Match) -> str:
         found = m.group(0)
@@ -191,31 +236,25 @@ class Pseudonymizer:
 
     # --- tables and JSON ----------------------------------------------------------------
     def table(self, table: pa.Table, keep=()) -> pa.Table:
-        """Every string and list-of-string column with its addresses replaced; flows with a
-        call peer lose their community_id (a hash of the 5-tuple that, with the local
-        address known, gives the peer's address away to a brute force)."""
-        with_peer = self._peer_rows(table)
+        """Every string and list-of-string column with its addresses replaced, and the
+        Community ID keyed (see community_id)."""
         for i, field in enumerate(table.schema):
             if field.name in keep:
                 continue
             col = table.column(i)
             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-                scrub = self.ip if field.name.endswith("_ip") else self.text  # address columns: no regex
-                table = table.set_column(i, field, self._strings(col, scrub))
+                table = table.set_column(i, field, self._strings(col, self._scrub_for(field.name)))
             elif pa.types.is_list(field.type) and pa.types.is_string(field.type.value_type):
-                scrub = self.endpoint if field.name == "stun_mapped" else self.text
+                scrub = self.endpoint if field.name == "stun_mapped" else self._scrub_for(field.name)
                 table = table.set_column(i, field, self._string_lists(col, scrub))
-        if with_peer is not None and "community_id" in table.column_names:
-            idx = table.schema.get_field_index("community_id")
-            blank = pc.if_else(with_peer, pa.scalar("", pa.string()), table["community_id"])
-            table = table.set_column(idx, table.schema.field(idx), blank)
         return table
 
-    def _peer_rows(self, table: pa.Table) -> pa.Array | None:
-        if not self.peers or not {"orig_ip", "resp_ip"} <= set(table.column_names):
-            return None
-        rows = zip(table["orig_ip"].to_pylist(), table["resp_ip"].to_pylist())
-        return pa.array([_canonical(o) in self.peers or _canonical(r) in self.peers for o, r in rows])
+    def _scrub_for(self, column: str):
+        if column == "community_id":
+            return self.community_id
+        if column in NAME_COLUMNS:
+            return self.name
+        return self.ip if column.endswith("_ip") else self.text  # address columns: no regex
 
     def _strings(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
         col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
@@ -241,6 +280,21 @@ class Pseudonymizer:
         if isinstance(obj, (list, tuple)):
             return [self.json(v) for v in obj]
         return self.text(obj) if isinstance(obj, str) else obj
+
+
+def _name_pattern(names: frozenset) -> re.Pattern:
+    """Known local names, then any name under a local suffix, as whole names in text."""
+    known = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    suffixes = "|".join(re.escape(x) for x in localnames.suffixes())
+    alternatives = ([known] if known else []) + [rf"(?:{_LABEL}+\.)+(?:{suffixes})"]
+    return re.compile(rf"{_BEFORE}(?:{'|'.join(alternatives)}){_AFTER}", re.IGNORECASE)
+
+
+def local_names(flows: pa.Table) -> set[str]:
+    """The local_names column's names (what the dissectors saw local devices called)."""
+    if "local_names" not in flows.column_names or not flows.num_rows:
+        return set()
+    return {n for n in pc.unique(pc.list_flatten(flows["local_names"])).to_pylist() if n}
 
 
 PEER_COLUMNS = ("orig_ip", "orig_port", "resp_ip", "resp_port", "remote_ip", "catalog_rule", "counterparts_basis",

@@ -63,9 +63,10 @@ METHOD = (
      "Local addresses, MAC addresses, the device's public address as STUN reports it and call peers' "
      "addresses are replaced, in every file written, by keyed pseudonyms (local-…, mac-…, peer-…: "
      "HMAC-SHA256 with a key kept outside the evidence directory). The same key gives the same "
-     "pseudonyms, so runs can be compared; without the key they cannot be reversed. Flows with a call "
-     "peer have no Community ID in the written table, because that hash of the addresses could be "
-     "reversed by trying every address."),
+     "pseudonyms, so runs can be compared; without the key they cannot be reversed. Names of local "
+     "devices (DHCP host names, mDNS/LLMNR names, names under home-router domains or resolving to a "
+     "local address) become device-…, and the Community ID is keyed the same way (cid-…), because "
+     "the plain hash of the addresses could be reversed by trying every private address."),
 )
 
 

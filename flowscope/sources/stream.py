@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from flowscope.sources.decompress import ERRORS
+from flowscope.sources.decompress import ERRORS, ExpansionLimit
 
 CHUNK_BYTES = 1 << 20
 
@@ -45,6 +45,9 @@ class ByteStream:
         while self.end < limit:
             try:
                 got = self._f.readinto(view[self.end:limit])
+            except ExpansionLimit as exc:  # a limit, not damage: say so as it is
+                self.error = str(exc)
+                got = 0
             except ERRORS as exc:
                 # Keep what was decompressed before the damage; the reader reports it at EOF.
                 self.error = f"corrupt or truncated compressed data after {self.offset + self.end} bytes: {exc}"
@@ -53,6 +56,11 @@ class ByteStream:
                 self.eof = True
                 break
             self.end += got
+
+    def limit_expansion(self, max_ratio: float) -> None:
+        """Set the decompression ratio limit (no effect on uncompressed input)."""
+        if hasattr(self._f, "max_ratio"):
+            self._f.max_ratio = max_ratio
 
     def position(self) -> int:
         """Bytes of the file on disk read so far (for progress bars)."""

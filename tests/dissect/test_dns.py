@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from conftest import l4_payloads
@@ -208,20 +209,26 @@ def test_every_prefix_is_none_or_consistent(seed):
         assert not got.complete
 
 
-def test_hostile_worst_case_is_fast():
-    # ~11,000 questions, each a pointer to one 255-byte name: memoised, linear
+def test_hostile_worst_case_is_bounded_and_flagged():
+    """Per-packet work is capped (docs/security.md): a 64 KiB message of ~11,000 questions or
+    ~5,900 records is read up to MAX_QUESTIONS / MAX_RECORDS and flagged `limited`."""
+    from flowscope.dissect.dns import MAX_QUESTIONS, MAX_RECORDS, address_names
     body = question(name(b"a" * 63, b"b" * 63, b"c" * 63, b"d" * 61))
     body += (ptr(12) + b"\0\1\0\1") * 10_900
     start = time.perf_counter()
     msg = parse_dns(header(qd=10_901) + body)
-    assert time.perf_counter() - start < 1.0 and len(msg.questions) == 10_901
-    # ~5,900 records, each owner a label then a pointer, each CNAME a pointer
-    recs = header(qd=1, an=5_900) + question(name(b"z"))
-    for _ in range(5_900):
-        recs += record(b"\x01q" + ptr(12), 5, ptr(12))
+    assert time.perf_counter() - start < 0.1 and len(msg.questions) == MAX_QUESTIONS
+    assert msg.limited and not msg.complete and msg.answers == ()
+    # ~5,900 A records answering as many questions: address_names pairs them, within the caps
+    recs = header(qd=MAX_QUESTIONS, an=5_900) + question(name(b"z"))
+    recs += question(b"\x01y" + ptr(12)) * (MAX_QUESTIONS - 1)
+    for k in range(5_900):
+        recs += record(ptr(12), 1, k.to_bytes(4, "big"))
     start = time.perf_counter()
     msg = parse_dns(recs)
-    assert time.perf_counter() - start < 1.0 and len(msg.answers) == 5_900
+    names = address_names(msg)
+    assert time.perf_counter() - start < 0.5 and len(msg.answers) == MAX_RECORDS and msg.limited
+    assert len(names) == MAX_RECORDS and set(names.values()) == {"z"}
 
 
 # --- DNS over TCP -------------------------------------------------------------------------
@@ -265,7 +272,8 @@ def check_message(msg):
         address_names(msg), cname_chain(msg)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes(data):
     check_message(timed(parse_dns, data))
@@ -280,7 +288,8 @@ mutation = st.tuples(st.sampled_from(["set", "insert", "delete", "cut"]),
                      st.integers(0, 1 << 16), st.integers(0, 255))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=6))
 def test_fuzz_mutated_messages(seed, mutations):
     data = bytearray(seed)

@@ -7,8 +7,9 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
-from flowscope.dissect.http import MAX_SCAN, http_host
+from flowscope.dissect.http import MAX_HEADER_LINES, MAX_SCAN, http_host, request_host
 
 SAFE = re.compile(r"(?:[!-@\[\]-~]|\\x[0-9a-f]{2})+")
 
@@ -83,7 +84,8 @@ def timed_host(data: bytes):
     return host
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data):
     timed_host(data)
@@ -91,7 +93,8 @@ def test_fuzz_random_bytes(data):
     timed_host(b"GET http://" + data)
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(0, len(REQUEST) - 1), st.binary(min_size=1, max_size=8))
 def test_fuzz_mutated_request(where, junk):
     timed_host(REQUEST[:where] + junk + REQUEST[where + len(junk):])
@@ -101,3 +104,11 @@ def test_long_hostile_input_is_fast():
     timed_host(b"GET " + b"/" * 10_000_000 + b" HTTP/1.1\r\n")
     timed_host(b"GET / HTTP/1.1\r\n" + b"\n" * 10_000_000)
     timed_host(b"GET / HTTP/1.1\r\nHost: " + b"[" * 10_000_000)
+
+
+def test_header_lines_are_bounded_and_flagged():
+    """Per-request work bound: the Host header after MAX_HEADER_LINES lines is not looked for."""
+    late = b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * MAX_HEADER_LINES + b"Host: late.example.org\r\n\r\n"
+    assert request_host(late) == (None, True)
+    early = b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * (MAX_HEADER_LINES - 1) + b"Host: ok.example.org\r\n\r\n"
+    assert request_host(early) == ("ok.example.org", False) and http_host(early) == "ok.example.org"

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from conftest import l4_payloads
 from flowscope.dissect.stun import (
+    MAX_ATTRIBUTES, MAX_STREAM_MESSAGES,
     CLASSES, MAGIC_COOKIE, StunMessage, parse_stun, parse_stun_stream, split_type,
 )
 
@@ -198,7 +200,8 @@ def timed(fn, data):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 0x3FFF))
 def test_fuzz_random_bytes(data, msg_type):
     check(timed(parse_stun, data), data)
@@ -212,7 +215,8 @@ mutation = st.tuples(st.sampled_from(["set", "insert", "delete"]),
                      st.integers(0, 1 << 12), st.integers(0, 255))
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=5), st.booleans())
 def test_fuzz_mutated_messages(seed, mutations, fix_length):
     data = bytearray(seed)
@@ -233,8 +237,10 @@ def test_fuzz_mutated_messages(seed, mutations, fix_length):
 def test_large_input_is_fast():
     many = stun(0x0001, *[attr(0x8022, b"") for _ in range(16_000)])
     msg = timed(parse_stun, many)
-    assert len(msg.attributes) == 16_000
-    timed(parse_stun_stream, (BINDING_REQUEST + struct.pack("!HH", 0x4000, 0)) * 50_000)
+    assert len(msg.attributes) == MAX_ATTRIBUTES and msg.limited  # the per-message bound, flagged
+    assert not parse_stun(stun(0x0001, attr(0x8022, b""))).limited
+    msgs, used = timed(parse_stun_stream, (BINDING_REQUEST + struct.pack("!HH", 0x4000, 0)) * 50_000)
+    assert len(msgs) == MAX_STREAM_MESSAGES and used < 50_000 * (len(BINDING_REQUEST) + 4)
 
 
 # --- real captures against tshark -------------------------------------------------------

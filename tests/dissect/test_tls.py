@@ -18,6 +18,7 @@ import dpkt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzzing import examples, fuzz
 
 from conftest import corpus_ip_packets
 from flowscope.dissect.tls import (
@@ -26,7 +27,7 @@ from flowscope.dissect.tls import (
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "ndpi"
 PCAPS = CORPUS / "pcap"
-STATUSES = {"ok", "need-more", "not-tls", "malformed"}
+STATUSES = {"ok", "need-more", "not-tls", "malformed", "limit"}
 STREAM_LIMIT = 16 * 1024
 
 
@@ -238,7 +239,8 @@ def _check(result):
         assert all(0x21 <= ord(c) <= 0x7E for c in hello.sni)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_random_bytes(data):
     _check(parse_client_hello(data))
@@ -246,7 +248,8 @@ def test_random_bytes(data):
     assert parse_handshake_client_hello(data) is None or data[:1] == b"\x01"
 
 
-@settings(max_examples=400, deadline=None)
+@fuzz
+@settings(max_examples=examples(400), deadline=None)
 @given(st.data())
 def test_mutated_hellos(data):
     stream = bytearray(records(HELLO, [data.draw(st.integers(1, len(HELLO)))]))
@@ -273,7 +276,8 @@ def test_worst_case_inputs_are_fast():
     many_exts = records(handshake(hello_body(b"".join(ext(0x1000 + i, b"") for i in range(16000)))),
                         [16384] * 4)
     huge_sni = records(sample_hello(b"\x00" * 60000), [16384] * 4)
-    expected = ["need-more", "ok", "ok", "ok", "malformed"]
+    # 65,000 one-byte records or 16,000 extensions: past MAX_RECORDS / MAX_EXTENSIONS, "limit"
+    expected = ["limit", "limit", "limit", "ok", "malformed"]
     for stream, status in zip((one_byte_records[:STREAM_LIMIT], one_byte_records, many_exts,
                                huge_sni, b"\x16\x03\x01" + bytes(10**6)), expected):
         start = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from hypothesis import given, settings, strategies as st
+from fuzzing import examples, fuzz
 
 from flowscope.dissect.evidence import reassemble
 from flowscope.dissect.whatsapp import parse_prologue
@@ -36,7 +37,8 @@ def test_not_whatsapp():
         assert parse_prologue(stream)[0] == "no", stream
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=64))
 def test_random_and_cut_streams_never_raise(data):
     for stream in (data, ANDROID_2022[:len(data)], b"ED\x00\x01" + data, b"WA" + data):

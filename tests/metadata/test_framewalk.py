@@ -9,7 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowscope.metadata.frames import reassemble, walk_wa
-from flowscope.metadata.framewalk import LOCKED, NOISE, OFF, PROLOGUE, SEARCH, Direction, lock_point, stitch
+from flowscope.metadata.framewalk import (
+    LOCKED, NOISE, OFF, PENDING_LIMIT, PROLOGUE, SEARCH, Direction, lock_point, stitch,
+)
+from fuzzing import examples, fuzz
 
 SIZES = [36, 151, 36, 381, 60, 36, 2468, 46, 36, 200]
 
@@ -99,7 +102,8 @@ def test_a_walk_continued_in_a_later_part_equals_one_pass(cut):
 # --- against the whole-stream reference walk (metadata/frames.py) ----------------------
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz
+@settings(max_examples=examples(150), deadline=None)
 @given(sizes=st.lists(st.integers(min_value=17, max_value=3000), min_size=1, max_size=12),
        cuts=st.lists(st.integers(min_value=1, max_value=40000), max_size=25),
        seed=st.integers(min_value=0, max_value=2**32 - 1),
@@ -123,3 +127,34 @@ def test_the_streamed_walk_gives_the_reference_walks_frames(sizes, cuts, seed, i
     ref = walk_wa(stream, client=True, version=(5, 2))
     assert [f[0] for f in d.frames] == [n for _first, n, _last in ref.frames] == sizes
     assert [(f[1], f[2]) for f in d.frames] == [(stream.ts_at(a), stream.ts_at(b)) for a, _n, b in ref.frames]
+
+
+def test_out_of_order_bytes_beyond_the_pending_bound_become_a_gap():
+    """A hole that never fills: the walk holds at most PENDING_LIMIT bytes waiting for it,
+    then counts a gap and searches after it (a never-ending stream costs bounded memory)."""
+    segs = _segments(_frames(random.Random(8), [1000] * 400))
+    first, rest = segs[:3], segs[4:]  # segment 3 is never captured
+    d = Direction(SEARCH)
+    for s in first + rest:
+        d.feed(*s)
+        assert d.pending_bytes <= PENDING_LIMIT + 1400
+    d.finish()
+    assert d.gaps == 1 and len(d.frames) >= 395
+
+
+@fuzz
+@settings(max_examples=examples(40), deadline=None)
+@given(data=st.binary(min_size=0, max_size=5000), cuts=st.lists(st.integers(1, 5000), max_size=12),
+       seed=st.integers(0, 2**32 - 1))
+def test_any_bytes_in_any_order_walk_without_error(data, cuts, seed):
+    """Hostile bytes, segmented and reordered at will: every mode walks them without an
+    error, and every frame it reports lies within the bytes it was given."""
+    bounds = sorted({c for c in cuts if c < len(data)} | {0, len(data)})
+    segs = [(a, k, b - a, data[a:b]) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    random.Random(seed).shuffle(segs)
+    for mode in (SEARCH, PROLOGUE, LOCKED):
+        d = Direction(mode, NOISE if mode == LOCKED else None, base=0 if mode != SEARCH else None)
+        for s in segs:
+            d.feed(*s)
+        d.finish()
+        assert sum(n + 3 for n, _a, _b in d.frames) <= len(data)

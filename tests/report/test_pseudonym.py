@@ -59,7 +59,7 @@ def test_key_file_is_created_private_and_kept_outside_the_output(tmp_path):
         ps.load_key(bad)
 
 
-def test_table_scrub_keeps_the_schema_and_blanks_peer_community_ids():
+def test_table_scrub_keeps_the_schema_and_keys_every_community_id():
     rows = [{c.name: None for c in schema.FLOWS} | {"orig_ip": "10.0.0.2", "resp_ip": "198.51.100.23",
              "community_id": "1:abc", "catalog_rule": "... (peer-to-peer call leg)", "stun_mapped": ["198.51.100.23:5000"]},
             {c.name: None for c in schema.FLOWS} | {"orig_ip": "10.0.0.2", "resp_ip": "157.240.0.1",
@@ -69,7 +69,9 @@ def test_table_scrub_keeps_the_schema_and_blanks_peer_community_ids():
     out = p.table(table)
     assert out.schema == table.schema
     assert out["resp_ip"].to_pylist() == [p.address("198.51.100.23"), "157.240.0.1"]
-    assert out["community_id"].to_pylist() == ["", "1:def"]
+    assert out["community_id"].to_pylist() == [p.community_id("1:abc"), p.community_id("1:def")]
+    assert out["community_id"].to_pylist()[0].startswith("cid-") and len(p.community_id("1:abc")) == 4 + 16
+    assert ps.Pseudonymizer(KEY_B).community_id("1:abc") != p.community_id("1:abc")
     assert out["stun_mapped"].to_pylist()[0][0].startswith("peer-")
 
 
@@ -95,7 +97,8 @@ def test_no_local_or_peer_address_in_any_output(written_dir):
     flows = pq.read_table(written_dir / "flows.parquet").to_pandas()
     assert flows["orig_ip"].str.startswith("local-").all()
     peer_rows = flows[flows["resp_ip"].str.startswith("peer-")]
-    assert len(peer_rows) == 1 and peer_rows["community_id"].iloc[0] == ""
+    assert len(peer_rows) == 1 and peer_rows["community_id"].iloc[0].startswith("cid-")
+    assert not flows["community_id"].dropna().str.startswith("1:").any()
 
 
 def test_the_same_key_gives_the_same_pseudonyms_across_runs(tmp_path, sample_result, key_file, written_dir):
@@ -114,5 +117,6 @@ def test_no_pseudonymize_writes_addresses_in_clear(tmp_path, sample_result):
     sample_result.write(tmp_path / "clear", report=False, pseudonymize=False)
     flows = pq.read_table(tmp_path / "clear" / "flows.parquet").to_pandas()
     assert "10.215.173.1" in set(flows["orig_ip"]) and "198.51.100.23" in set(flows["resp_ip"])
+    assert flows["community_id"].dropna().str.startswith("1:").all()  # clear: finds the flow in Zeek
     manifest = json.loads((tmp_path / "clear" / "manifest.json").read_text())
     assert manifest["settings"]["report"]["pseudonymized"] is False
