@@ -71,6 +71,12 @@ def test_live_flow_table_equals_analyze_of_the_replayed_capture(veth, tmp_path, 
     differing = sorted({k for g, w in zip(got, want) for k in g if g[k] != w.get(k)})
     assert got == want, f"columns differ: {differing}"
     assert table.column_names == expected.table.column_names
+    # the chat frames, walked across ring files and stitched: sizes and order as analyze's
+    # (their times are the replay's)
+    cols = ["flow_id", "direction", "frame_index", "frame_bytes", "unit"]
+    frames = pq.read_table(out / "frames.parquet").select(cols).to_pylist()
+    assert len(frames) == 95
+    assert sorted(frames, key=str) == sorted(expected.frames_table.select(cols).to_pylist(), key=str)
 
     summary = live_summary(out)
     s = summary["live"]
