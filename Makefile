@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench system clean
+.PHONY: demo check test fuzz bench system clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ system:
 
 demo: $(STAMP)
 	$(BIN)/flowscope analyze captures/sample_session.pcap --out out/demo --force
+
+# The fast check while working: lint and the tests not marked slow (well under a minute).
+check: $(STAMP)
+	$(BIN)/ruff check flowscope tests benchmarks captures
+	$(BIN)/python -m pytest -q -m "not slow"
 
 test: system $(STAMP)
 	$(BIN)/ruff check flowscope tests benchmarks captures

@@ -53,18 +53,20 @@ FLOW_BASE = (
 
 SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
             "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
+CONFIDENCES = ("high", "medium", "low")
 
 LABELS = (
     Column("service", pa.string(), "What the flow is: " + ", ".join(SERVICES) + "."),
     Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label, or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
     Column("hostname", pa.string(), "TLS/QUIC SNI, else HTTP Host, else the DNS name that resolved the responder address before the flow, else empty."),
-    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, stun, sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
+    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, wa-frames (WhatsApp frame headers found on a connection already open), tls-records (TLS records on a connection already open to a WhatsApp chat/Web name), stun, sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
     Column("confidence", pa.string(), "high (protocol evidence), medium (names, app), low (address or port only)."),
     Column("catalog_rule", pa.string(), "The catalog entry that matched (pattern or prefix, with its source), for the audit trail."),
     Column("sni", pa.string(), "Server name from the TLS or QUIC ClientHello (escaped text), if any."),
     Column("dns_name", pa.string(), "Name whose DNS answer resolved resp_ip before ts_start (the name the client asked for), if any."),
     Column("dns_queries", pa.list_(pa.string()), "For DNS flows: the names asked (escaped text). Asking for a Meta name already tells the resolver the intent."),
     Column("stun_mapped", pa.list_(pa.string()), "Addresses STUN reported (MAPPED/XOR-MAPPED-ADDRESS, ip:port): the device's public address as a call server sees it."),
+    Column("remote_role", pa.string(), "What the remote end is, decided once by the classify stage (flowscope/sides.py) and read by geo (a peer's operator is its own network), metadata (calls: relays and peers) and the pseudonymiser (a peer's address is personal data): peer (the other party of a direct call), relay (a WhatsApp call relay), or server; null without classification."),
     Column("local_names", pa.list_(pa.string()), "Names of local devices the flow carried: DHCP host names (options 12, 81), mDNS/LLMNR names, DNS names under a local suffix, resolving to a local address or PTR targets of one. Personal data: `device-…` pseudonyms in the files written."),
 )
 

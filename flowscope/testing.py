@@ -440,3 +440,17 @@ def tshark_times(path) -> list[int | None] | None:
         if encap.strip():
             times.append(int(Decimal(epoch) * _NS) if epoch.strip() else None)
     return times
+
+
+def decoded_batches(path, batch_packets: int = 16384):
+    """The packet batches the real reader and decoder make of a capture file: yields
+    (read buffer, packet rows P[:n]) — what the flow table and collectors are fed."""
+    from flowscope.decode.layout import new_batch
+    from flowscope.sources import CaptureStats, open_capture
+    reader = open_capture(str(path), CaptureStats(path=str(path)))
+    P = new_batch(batch_packets)
+    try:
+        for buf, n in reader.batches(P):
+            yield buf, P[:n]
+    finally:
+        reader.stream.close()

@@ -126,6 +126,13 @@ def tshark_corpus(corpus) -> Path:
 # --- report: the sample analysed once and its evidence directory written once ----------------
 
 @pytest.fixture(scope="session")
+def sample_default():
+    """The sample capture analysed with the default settings, once a session (read only)."""
+    import flowscope
+    return flowscope.analyze(SAMPLE)
+
+
+@pytest.fixture(scope="session")
 def sample_result():
     """The sample capture analysed with a vantage point (the physical check runs)."""
     import flowscope

@@ -29,6 +29,8 @@ from flowscope import testing as t
 from flowscope.decode import layout as L
 from flowscope.decode.frame import decode_frame
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 T0 = 1_700_000_000_000_000_000
 SEC = 1_000_000_000
 

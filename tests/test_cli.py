@@ -1,6 +1,8 @@
 """The CLI is a thin, documented front end: every option is in the README, and it works."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import shutil
 import subprocess
@@ -10,6 +12,8 @@ import pyarrow.parquet as pq
 
 from conftest import ROOT, SAMPLE
 from flowscope.cli import build_parser
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 
 def _flowscope(*args):

@@ -24,6 +24,8 @@ import pytest
 
 import flowscope
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 NDPI_LIKE = dict(dedup_window_ms=0, tcp_idle_s=1e9, udp_idle_s=1e9, other_idle_s=1e9, tcp_closed_s=1e9)
 NDPI_BAD_IPV6 = {"2600:1900:4160:5999::19::": "2600:1900:4160:5999:0:19::"}
 FUZZED = "fuzz-2006-06-26-2594.pcap"

@@ -23,6 +23,8 @@ from flowscope.errors import LimitError
 from flowscope.flows.table import FlowTable
 from flowscope.settings import Settings
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 TS = 1_700_000_000_000_000_000
 MS = 1_000_000
 DEVICE = "192.168.178.23"

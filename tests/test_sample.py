@@ -6,14 +6,13 @@ import pandas as pd
 import pytest
 
 import flowscope
-from conftest import SAMPLE
 
 COUNTS = ("pkts_orig", "pkts_resp", "bytes_orig", "bytes_resp", "payload_bytes_orig", "payload_bytes_resp")
 
 
 @pytest.fixture(scope="module")
-def result():
-    return flowscope.analyze(SAMPLE)
+def result(sample_default):
+    return sample_default
 
 
 def _ours(result, t):

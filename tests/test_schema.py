@@ -29,7 +29,7 @@ def test_required_columns_present():
     assert all(r in names for r in required)
 
 
-def test_timestamps_are_utc():
-    flows = flowscope.analyze(SAMPLE).flows
+def test_timestamps_are_utc(sample_default):
+    flows = sample_default.flows
     assert str(flows.ts_start.dt.tz) == "UTC"
     assert flows.ts_start.min().isoformat() == "2026-03-02T09:00:00+00:00"

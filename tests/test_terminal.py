@@ -17,6 +17,8 @@ import flowscope
 from flowscope import testing as t
 from flowscope.terminal import markup, printable
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 ESC = "\x1b"
 HOSTILE = "evil\x1b[2J\x1b]0;pwned\x07[bold]x\x9b31m\u202e"
 TS = 1_700_000_000_000_000_000

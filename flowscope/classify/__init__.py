@@ -9,10 +9,11 @@
 """
 from __future__ import annotations
 
-from flowscope.classify.catalog import (SERVICES, AppRule, AsnRule, Catalog, CatalogSource, HostRule, PortRule,
-                                        PrefixRule, load_catalog)
-from flowscope.classify.classifier import (CONFIDENCES, EVIDENCE_KINDS, NO_EVIDENCE, FlowEvidence, Label, classify,
-                                           classify_many, labels_to_columns)
+from flowscope.classify.catalog import (AppRule, AsnRule, Catalog, CatalogSource, HostRule, PortRule, PrefixRule,
+                                        load_catalog)
+from flowscope.classify.classifier import (EVIDENCE_KINDS, NO_EVIDENCE, FlowEvidence, Label, classify, classify_many,
+                                           labels_to_columns)
+from flowscope.schema import CONFIDENCES, SERVICES
 
 __all__ = ["AppRule", "AsnRule", "CONFIDENCES", "Catalog", "CatalogSource", "EVIDENCE_KINDS",
            "FlowEvidence", "HostRule", "Label", "NO_EVIDENCE", "PortRule", "PrefixRule", "SERVICES",

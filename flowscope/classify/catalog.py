@@ -56,11 +56,9 @@ import numpy as np
 
 from flowscope.classify.index import _HostIndex, _parse_addresses, _PrefixIndex, normalize_name
 from flowscope.errors import UsageError
+from flowscope.schema import CONFIDENCES, SERVICES
 
-SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
-            "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
 STATUSES = ("current", "historic")
-CONFIDENCES = ("high", "medium", "low")
 L4_PROTOCOLS = ("tcp", "udp")
 META_OWNER_PREFIXES = ("meta platforms", "facebook")
 

@@ -52,7 +52,6 @@ from flowscope.classify.catalog import Catalog, PrefixRule
 EVIDENCE_KINDS = ("app-uid", "wa-prologue", "wa-frames", "tls-records", "stun", "sni", "quic-sni", "dns", "http-host", "ip-prefix", "asn",
                   "port")
 NO_EVIDENCE = ""  # the evidence value when nothing in the catalog matched
-CONFIDENCES = ("high", "medium", "low")
 DNS_PORT = 53
 _UNSET = object()
 

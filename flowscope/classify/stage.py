@@ -13,6 +13,7 @@ import pyarrow as pa
 from flowscope.classify.catalog import load_catalog
 from flowscope.classify.classifier import FlowEvidence, Label, classify_many
 from flowscope.dissect import evidence as ev_mod
+from flowscope.sides import remote_is_orig
 
 
 def _dns_index(evidences) -> dict[str, tuple[list[int], list[str]]]:
@@ -38,7 +39,7 @@ def _dns_name(index, addr: str, ts_start: int) -> str | None:
 CALL_WINDOW_NS = 60 * 1_000_000_000
 
 
-def _call_legs(cols, starts, ends, labels):
+def _call_legs(cols, starts, ends, labels) -> tuple[list, set]:
     """UDP flows sharing a local socket with a WhatsApp STUN flow are legs of that call.
 
     WhatsApp sends STUN to its relays and media to the peer from one UDP socket, so a flow
@@ -50,8 +51,8 @@ def _call_legs(cols, starts, ends, labels):
             span = sockets.setdefault((cols["orig_ip"][i], cols["orig_port"][i]), [starts[i], ends[i], i])
             span[0], span[1] = min(span[0], starts[i]), max(span[1], ends[i])
     if not sockets:
-        return labels
-    out = list(labels)
+        return labels, set()
+    out, legs = list(labels), set()
     for i, lb in enumerate(labels):
         if cols["l4"][i] != "udp" or lb.service.startswith("whatsapp."):
             continue
@@ -61,8 +62,39 @@ def _call_legs(cols, starts, ends, labels):
                 out[i] = Label("whatsapp.call", True, lb.hostname, "stun", "medium",
                                f"same UDP socket {end[0]}:{end[1]} as the WhatsApp STUN flow {span[2]} "
                                "(peer-to-peer call leg)")
+                legs.add(i)
                 break
-    return out
+    return out, legs
+
+
+RELAY_PORT = 3478  # WhatsApp's relays answer STUN/TURN on 3478; a peer's port is ephemeral
+
+
+def _remote_roles(cols, labels, evidences, legs: set, catalog) -> list[str]:
+    """What the remote end is (sides.ROLES), decided once for every later stage:
+    - peer: the other party of a direct call. A UDP flow on the socket of a WhatsApp STUN
+      flow (legs); one whose remote end the device itself reported back in STUN (a device
+      answers the connectivity checks of peers; relays tell the device its address, never
+      the reverse); or a WhatsApp call flow without a relay's signs;
+    - relay: a WhatsApp call flow to port 3478, with WhatsApp's STUN message types, or to a
+      Meta address;
+    - server: everything else."""
+    inbound = remote_is_orig(cols["orig_ip"], cols["resp_ip"])
+    remote = [o if b else r for o, r, b in zip(cols["orig_ip"], cols["resp_ip"], inbound)]
+    port = [o if b else r for o, r, b in zip(cols["orig_port"], cols["resp_port"], inbound)]
+    asns = catalog.asn_of(remote)
+    roles = []
+    for i, (lb, ev) in enumerate(zip(labels, evidences)):
+        echo = f"{remote[i]}:{port[i]}" in ev.stun_mapped
+        if i in legs or echo:
+            roles.append("peer")
+        elif lb.service != "whatsapp.call" or cols["l4"][i] != "udp":
+            roles.append("server")
+        elif port[i] == RELAY_PORT or ev.stun_whatsapp or catalog.is_meta_asn(asns[i]):
+            roles.append("relay")
+        else:
+            roles.append("peer")
+    return roles
 
 
 def _stun_rtt(table: pa.Table, evidences) -> pa.Table:
@@ -125,7 +157,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
                           dns_queries=e.dns_queries)
              for i, e in enumerate(evidences)]
     labels = classify_many(flows, catalog)
-    labels = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
+    labels, legs = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
     if walks is not None and walks.flows:
         labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
     new = {
@@ -138,6 +170,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
         "sni": [e.sni or e.quic_sni for e in evidences],
         "dns_name": [f.dns_name for f in flows],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
+        "remote_role": _remote_roles(cols, labels, evidences, legs, catalog),
         "dns_queries": [list(e.dns_queries) for e in evidences],
         "local_names": [list(e.local_names) for e in evidences],
     }

@@ -13,7 +13,7 @@ from flowscope.decode.layout import (
     ACK, BAD_IP, BAD_L4, BAD_LINKTYPE, DPORT, DSIG, DST_HI, DST_LO, FLAGS, FRAG, FRAGMENT,
     IPLEN, IPVER, NO_UID, NON_IP, OK, PCAP, PLEN, POFF, PROTO, SEQ, SPORT, SRC_HI, SRC_LO,
     ST_FRAGMENTS, ST_TRAILERS, ST_TRUNCATED, STATUS, TRAILER, TRUNC, TRUNC_IP, TRUNC_L4,
-    TRUNC_LINK, UID, CAPLEN, WIRELEN, IP_TOO_LONG, HINT, HINT_OTHER, HINT_TLS, HINT_WA,
+    TRUNC_LINK, UID, CAPLEN, WIRELEN, IP_TOO_LONG, HINT, HINT_OTHER, HINT_TLS, HINT_WA, QUIC_VERSION_NUMBERS,
 )
 
 V4_MAPPED = np.int64(0xFFFF00000000)  # ::ffff:0:0/96 in the low half
@@ -352,9 +352,9 @@ def _payload_hint(b, p, cap, proto):
             return HINT_OTHER  # STUN (RFC 5389 cookie, WhatsApp types, RFC 3489 binding)
         if cap >= 5 and (b0 & 0xC0) == 0xC0:
             v = be32(b, p + 1)
-            if (v == 1 or v == 0x6B3343CF or 0xFF00001D <= v <= 0xFF000020 or v == 0xFACEB001
-                    or v == 0xFACEB002 or v == 0xFACEB00E):
-                return HINT_OTHER  # QUIC long header of a version quic.py decrypts
+            for known in QUIC_VERSION_NUMBERS:
+                if v == known:
+                    return HINT_OTHER  # QUIC long header of a version quic.py decrypts
     return 0
 
 

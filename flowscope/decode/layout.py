@@ -55,6 +55,15 @@ KEEP_EVIDENCE, KEEP_STREAM, KEEP_HELLO, KEEP_RESYNC, KEEP_WEB = 1, 2, 4, 8, 16
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 
+# QUIC versions whose Initial packets dissect/quic.py decrypts (its salts are keyed by
+# these names); decode hints a UDP payload as QUIC only for these.
+QUIC_VERSIONS = {
+    0x00000001: "v1", 0x6B3343CF: "v2",
+    0xFF00001D: "draft-29", 0xFF00001E: "draft-30", 0xFF00001F: "draft-31", 0xFF000020: "draft-32",
+    0xFACEB001: "mvfst-draft-22", 0xFACEB002: "mvfst-draft-27", 0xFACEB00E: "mvfst-experimental",
+}
+QUIC_VERSION_NUMBERS = np.array(sorted(QUIC_VERSIONS), dtype=np.int64)
+
 # --- reasons a packet is not decoded into a flow (STATUS values) --------------------
 REASONS = (
     "ok",

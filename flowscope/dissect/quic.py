@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from flowscope.decode.layout import QUIC_VERSIONS
 from flowscope.dissect.tls import ClientHello, parse_handshake_client_hello
 
 __all__ = [
@@ -76,15 +77,16 @@ _SALT_DRAFT_29 = bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899")
 _SALT_DRAFT_23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
 _SALT_DRAFT_22 = bytes.fromhex("7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a")
 
-#: Known versions -> how their Initial packets are protected.
-VERSIONS: dict[int, _Version] = {
-    0x00000001: _Version("v1", _SALT_V1, "quic", 0b00),
-    0x6B3343CF: _Version("v2", _SALT_V2, "quicv2", 0b01),
-    **{0xFF000000 + d: _Version(f"draft-{d}", _SALT_DRAFT_29, "quic", 0b00) for d in range(29, 33)},
-    0xFACEB001: _Version("mvfst-draft-22", _SALT_DRAFT_22, "quic", 0b00),
-    0xFACEB002: _Version("mvfst-draft-27", _SALT_DRAFT_23, "quic", 0b00),
-    0xFACEB00E: _Version("mvfst-experimental", _SALT_DRAFT_23, "quic", 0b00),
+# How each version's Initial packets are protected, by the names decode/layout.QUIC_VERSIONS
+# gives them (the version numbers are listed there only).
+_PROTECTION = {
+    "v1": (_SALT_V1, "quic", 0b00), "v2": (_SALT_V2, "quicv2", 0b01),
+    **{f"draft-{d}": (_SALT_DRAFT_29, "quic", 0b00) for d in range(29, 33)},
+    "mvfst-draft-22": (_SALT_DRAFT_22, "quic", 0b00),
+    "mvfst-draft-27": (_SALT_DRAFT_23, "quic", 0b00), "mvfst-experimental": (_SALT_DRAFT_23, "quic", 0b00),
 }
+#: Known versions -> how their Initial packets are protected.
+VERSIONS: dict[int, _Version] = {v: _Version(name, *_PROTECTION[name]) for v, name in QUIC_VERSIONS.items()}
 
 _PADDING, _PING, _ACK, _ACK_ECN, _CRYPTO = 0x00, 0x01, 0x02, 0x03, 0x06
 

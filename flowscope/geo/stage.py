@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 from flowscope.geo import physics, pop, readers, regions
 from flowscope.geo.operators import META_ASNS, operator_record
 from flowscope.geo.special import address_class
+from flowscope.sides import remote_ips
 
 TRUSTED_RTT = ("syn/syn-ack", "stun")  # syn-ack/ack measures the local side, not the remote
-P2P_MARK = "peer-to-peer call leg"     # classify.stage's catalog_rule for direct call legs
 
 
 @dataclass
@@ -69,10 +69,6 @@ def untrusted_tcp_captures(captures) -> set[str]:
     answers the SYN on the phone, so SYN -> SYN-ACK times the phone, not the server."""
     from flowscope.decode.layout import ST_TRAILERS
     return {c.path for c in captures if c.apps or int(c.stats[ST_TRAILERS])}
-
-
-def _remote_side(orig_ip: list, resp_ip: list) -> list[str]:
-    return [o if address_class(r) and not address_class(o) else r for o, r in zip(orig_ip, resp_ip)]
 
 
 def _min_rtt(remote, resp, rtt, source, capture, untrusted) -> dict[str, float]:
@@ -160,14 +156,14 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
     """Append the schema.GEO columns; return (table, notes for summary.json)."""
     from flowscope.classify.catalog import load_catalog
     cols = table.select(["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"]).to_pydict()
-    remote = _remote_side(cols["orig_ip"], cols["resp_ip"])
+    remote = remote_ips(cols["orig_ip"], cols["resp_ip"])
     untrusted = untrusted_tcp_captures(captures)
     best_rtt = _min_rtt(remote, cols["resp_ip"], cols["rtt_ms"], cols["rtt_source"], cols["capture"], untrusted)
     labelled = table["service"].null_count < table.num_rows if table.num_rows else False
     names = [table[c].to_pylist() for c in ("hostname", "sni", "dns_name")] if labelled else [[None] * len(remote)]
     pops = _pop_codes(remote, names)
     services = table["service"].to_pylist() if labelled else [None] * len(remote)
-    rules = table["catalog_rule"].to_pylist() if labelled else [None] * len(remote)
+    peers = table["remote_role"].to_pylist() if labelled else [None] * len(remote)
     vantage = physics.parse_vantage(settings.vantage) if settings.vantage else None
 
     addresses = list(dict.fromkeys(remote))
@@ -190,7 +186,7 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
             shared[key] = _address_record(got, readers.merge_answers(got, databases), code, seen, rule, rtt_ms, vantage)
         bound = None if rtt_ms is None else round(float(rtt_ms) * physics.FIBRE, 1)
         per_ip[ip] = {**shared[key], "max_distance_km": bound}
-    table = _append_columns(table, remote, per_ip, services, rules)
+    table = _append_columns(table, remote, per_ip, services, peers)
     return table, {"geo": _notes(table, databases, settings, vantage, untrusted, captures)}
 
 
@@ -229,7 +225,7 @@ def _address_record(answers, merged_answer, code, codes_seen, catalog_rule, rtt_
     return base
 
 
-def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list, rules: list) -> pa.Table:
+def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list, roles: list) -> pa.Table:
     """Address-level columns are taken from one row per address (numpy take); only the
     operator depends on the flow's service, so it is computed per distinct combination."""
     from flowscope import schema
@@ -238,11 +234,10 @@ def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list,
     take = pa.array(np.fromiter((index[ip] for ip in remote), dtype=np.int64, count=len(remote)))
     operators: dict[tuple, tuple] = {}
     op_rows = []
-    p2p_rules = {r for r in set(rules) if r and P2P_MARK in r}
-    for ip, service, rule in zip(remote, services, rules):
+    for ip, service, role in zip(remote, services, roles):
         rec = per_ip[ip]
         special = rec["geo_source"].startswith("special:")
-        key = (special, rec["remote_asn"], rec["remote_as_org"], service, rec["_catalog_meta"], rule in p2p_rules)
+        key = (special, rec["remote_asn"], rec["remote_as_org"], service, rec["_catalog_meta"], role == "peer")
         if key not in operators:
             operators[key] = (None, None) if special else _operator(*key[1:])
         op_rows.append(operators[key])

@@ -13,8 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import schema
-from flowscope.geo.operators import META_ASNS
-from flowscope.geo.stage import P2P_MARK
 
 # A server answers a client frame within one round trip plus processing; a recipient's
 # receipt or a new user action comes later. 0.5 s separates the two for round trips up
@@ -30,10 +28,8 @@ MESSAGE_MIN_BYTES = 100
 TLS_RECORD_OVERHEAD_BYTES = 24
 # Call legs of one device closer than this belong to one call (the classifier's window).
 CALL_GAP_NS = 60 * 1_000_000_000
-# WhatsApp's relays answer on UDP 3478 and speak its STUN dialect (brief §1.7); a leg to
-# any other address of a call is direct, to the other party.
-RELAY_PORT = 3478
-WHATSAPP_STUN_RULE = "WhatsApp message types"
+# Which call legs are direct (to the other party) and which go to relays: the flows'
+# remote_role (classify stage: relays answer on UDP 3478 and speak WhatsApp's STUN dialect).
 
 # events before numbering: the EVENTS columns but event_id, times as int64 ns
 _UNNUMBERED = pa.schema([pa.field(c.name, pa.int64() if c.type == schema.TS_TYPE else c.type)
@@ -127,13 +123,8 @@ def group_calls(legs: list[dict]) -> list[Call]:
 
 
 def is_direct(leg: dict) -> bool:
-    """A peer-to-peer leg: so labelled by the classifier, or not a relay (not on the relay
-    port, no WhatsApp STUN types, not in a Meta AS)."""
-    rule = leg.get("catalog_rule") or ""
-    if P2P_MARK in rule:
-        return True
-    remote_port = leg["resp_port"] if leg["local_is_orig"] else leg["orig_port"]
-    return not (remote_port == RELAY_PORT or WHATSAPP_STUN_RULE in rule or leg.get("remote_asn") in META_ASNS)
+    """A peer-to-peer leg: its remote end is the other party (remote_role, classify stage)."""
+    return leg.get("remote_role") == "peer"
 
 
 def call_events(calls: list[Call]) -> list[dict]:

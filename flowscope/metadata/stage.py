@@ -11,12 +11,12 @@ import pyarrow.compute as pc
 
 from flowscope import schema
 from flowscope.metadata import counterparts, events as events_mod, volume
-from flowscope.metadata.sides import local_is_orig_columns
+from flowscope.sides import local_is_orig_columns
 from flowscope.metadata.walked import Walked, reported
 
 _FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
                  "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
-                 "catalog_rule", "remote_ip", "remote_asn"]
+                 "catalog_rule", "remote_ip", "remote_asn", "remote_role"]
 
 
 def empty_table(columns) -> pa.Table:

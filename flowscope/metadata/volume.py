@@ -4,7 +4,7 @@ country, operator jurisdiction, hour and local device; and the share leaving the
 Pure functions: `flows` and `events` as AnalysisResult gives them (pandas DataFrames with
 the flows.parquet / events.parquet columns, or the Arrow tables), a pandas DataFrame out.
 Only WhatsApp/Meta flows (is_meta) count. Bytes are IP bytes; "up" is from the local
-device (metadata/sides.py). A flow counts in the hour (UTC) it started; an event in the
+device (flowscope/sides.py). A flow counts in the hour (UTC) it started; an event in the
 hour it started. Aggregation runs in Arrow: the same call costs milliseconds on 10^5 flows.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.geo import regions
-from flowscope.metadata.sides import local_is_orig_columns
+from flowscope.sides import local_is_orig_columns
 
 IN_EU_EEA = ("eu", "eea")
 OUTSIDE_EU_EEA = ("adequate", "third")

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from flowscope.geo import regions
-from flowscope.report.pseudonym import PEER_COLUMNS, peer_legs, peer_schema, remote_endpoint
+from flowscope.report.pseudonym import peer_addresses
 
 OUTSIDE_LOCATION = ("adequate", "third")   # regions that are not EU/EEA (unknown kept apart)
 NO_CLASSIFY = "classification was off (--no-classify)"
@@ -102,10 +102,12 @@ def call_peers(flows: pd.DataFrame) -> pd.DataFrame:
     cols = ["peer", "legs", "duration_s", "bytes", "country", "first_seen"]
     if flows.empty:
         return pd.DataFrame(columns=cols)
-    read = [c for c in PEER_COLUMNS if c in flows.columns]
-    table = pa.Table.from_pandas(flows[read], schema=peer_schema(read), preserve_index=False)
-    leg_rows = flows[peer_legs(table).to_numpy(zero_copy_only=False)]
-    legs = [(remote_endpoint(r), r) for r in leg_rows.to_dict("records")]
+    if "remote_role" not in flows.columns:
+        return pd.DataFrame(columns=cols)
+    leg_rows = flows[flows["remote_role"].eq("peer").fillna(False).to_numpy(dtype=bool)]
+    sides = [c for c in ("orig_ip", "resp_ip", "remote_ip") if c in leg_rows.columns]
+    peers = peer_addresses(pa.Table.from_pandas(leg_rows[sides], preserve_index=False)).to_pylist()
+    legs = list(zip(peers, leg_rows.to_dict("records")))
     if not legs:
         return pd.DataFrame(columns=cols)
     table = pd.DataFrame({

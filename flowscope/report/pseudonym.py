@@ -21,7 +21,6 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,9 +28,9 @@ from flowscope.dissect import localnames
 from flowscope.dissect.localnames import is_local_name
 from flowscope.errors import UsageError
 from flowscope.geo.special import address_class
+from flowscope.sides import is_peer, local_is_orig_columns
 
 LOCAL_CLASSES = frozenset({"private", "cgnat", "link-local"})  # private includes IPv6 ULA
-P2P_MARK = "peer-to-peer call leg"   # classify.stage's catalog_rule for direct call legs
 KEY_BYTES = 32
 DIGEST_HEX = 8
 CID_HEX = 16
@@ -297,53 +296,21 @@ def local_names(flows: pa.Table) -> set[str]:
     return {n for n in pc.unique(pc.list_flatten(flows["local_names"])).to_pylist() if n}
 
 
-PEER_COLUMNS = ("orig_ip", "orig_port", "resp_ip", "resp_port", "remote_ip", "catalog_rule", "counterparts_basis",
-                "stun_mapped")
-
-
 def call_peers(flows: pa.Table) -> set[str]:
-    """Remote endpoints of direct call legs (see peer_legs)."""
-    legs = flows.filter(peer_legs(flows)).select([c for c in PEER_COLUMNS if c in flows.column_names])
-    return {remote_endpoint(row) for row in legs.to_pylist()}
+    """Remote addresses of direct call legs (see peer_legs)."""
+    return set(peer_addresses(flows.filter(peer_legs(flows))).to_pylist())
+
+
+def peer_addresses(legs: pa.Table) -> pa.Array:
+    """The remote address of each flow (flowscope/sides.py's rule)."""
+    local = pa.array(local_is_orig_columns(legs)) if legs.num_rows else pa.array([], pa.bool_())
+    return pc.if_else(local, legs["resp_ip"], legs["orig_ip"])
 
 
 def peer_legs(flows: pa.Table) -> pa.Array:
-    """Which flows are direct call legs, by any of three signs:
-
-    - catalog_rule marks a peer-to-peer call leg (the socket shared with a WhatsApp STUN flow);
-    - the metadata stage counts the flow's counterpart as a p2p peer (counterparts_basis);
-    - the device reported the remote's own address back to it in STUN (stun_mapped holds
-      the remote ip:port, the responder's or, for an inbound flow, the originator's): the
-      device answers connectivity checks of peers only; relays are servers and tell the
-      device its address, never the other way round.
-    Vectorised: tables of hundreds of thousands of flows are the normal case.
-    """
-    mask = pa.array(np.zeros(flows.num_rows, dtype=bool))
-    if "catalog_rule" in flows.column_names:
-        mask = pc.or_(mask, pc.fill_null(pc.match_substring(flows["catalog_rule"], P2P_MARK), False))
-    if "counterparts_basis" in flows.column_names:
-        mask = pc.or_(mask, pc.fill_null(pc.equal(flows["counterparts_basis"], "p2p-peer"), False))
-    if "stun_mapped" in flows.column_names and flows.num_rows:
-        mapped = flows["stun_mapped"].combine_chunks()
-        parents = pc.list_parent_indices(mapped)
-        endpoint = _remote_endpoints(flows)
-        hit = pc.fill_null(pc.equal(pc.list_flatten(mapped), pc.take(endpoint, parents)), False)
-        rows = np.zeros(flows.num_rows, dtype=bool)
-        rows[parents.filter(hit).to_numpy(zero_copy_only=False)] = True
-        mask = pc.or_(mask, pa.array(rows))
-    return mask
-
-
-def _remote_endpoints(flows: pa.Table) -> pa.Array:
-    """'ip:port' of each flow's remote side: the originator where the geo stage chose it
-    (an inbound flow), else the responder."""
-    inbound = pa.array(np.zeros(flows.num_rows, dtype=bool))
-    if {"remote_ip", "orig_port"} <= set(flows.column_names):
-        inbound = pc.fill_null(pc.equal(flows["remote_ip"], flows["orig_ip"]), False)
-    ip = pc.if_else(inbound, flows["orig_ip"], flows["resp_ip"])
-    port = pc.if_else(inbound, flows["orig_port"], flows["resp_port"]) if "orig_port" in flows.column_names \
-        else flows["resp_port"]
-    return pc.binary_join_element_wise(ip, pc.cast(port, pa.string()), ":")
+    """Which flows are direct call legs: their remote end is the other party
+    (remote_role == "peer", decided once by the classify stage, flowscope/sides.py)."""
+    return is_peer(flows)
 
 
 def own_addresses(flows: pa.Table, peers: set[str]) -> set[str]:
@@ -354,22 +321,6 @@ def own_addresses(flows: pa.Table, peers: set[str]) -> set[str]:
     items = pc.unique(pc.list_flatten(flows["stun_mapped"])).to_pylist()
     found = {_canonical(m.rpartition(":")[0]) for m in items if m}
     return {ip for ip in found if ip and ip not in peers}
-
-
-def peer_schema(names) -> pa.Schema:
-    """The FLOWS types of the columns peer_legs reads, for tables built from pandas."""
-    from flowscope import schema
-    return pa.schema([pa.field(c.name, c.type) for c in schema.FLOWS if c.name in names])
-
-
-def remote_endpoint(row: dict) -> str:
-    """The geo stage's remote_ip when present, else the responder unless it is the local side."""
-    if isinstance(row.get("remote_ip"), str) and row["remote_ip"]:
-        return row["remote_ip"]
-    resp, orig = row["resp_ip"], row["orig_ip"]
-    if address_class(resp) in LOCAL_CLASSES and address_class(orig) not in LOCAL_CLASSES:
-        return orig
-    return resp
 
 
 def local_nets_of(summary: dict) -> list[str]:

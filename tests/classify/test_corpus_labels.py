@@ -13,6 +13,8 @@ import pytest
 import flowscope
 from test_corpus_ndpi import NDPI_LIKE, _key
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 NEGATIVES = ["signal.pcap", "telegram.pcap", "jabber.pcap", "zoom.pcap", "threema.pcap"]
 EXPECTED_DISAGREEMENTS: dict = {}  # key -> reason, for any deliberate difference
 

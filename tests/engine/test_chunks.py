@@ -13,6 +13,8 @@ from engine_checks import assert_same, run_parts_here
 from flowscope import Settings
 from flowscope.engine import chunks, tasks
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 SIZE = SAMPLE.stat().st_size
 
 
@@ -41,17 +43,18 @@ def test_each_chunk_begins_where_the_previous_one_stopped(chunk_bytes):
 
 
 @pytest.mark.parametrize("chunk_bytes", [SIZE, 30_000, 2_000])
-def test_chunked_sample_gives_the_same_analysis(chunk_bytes):
+def test_chunked_sample_gives_the_same_analysis(chunk_bytes, sample_default):
     chunked, rereads = run_parts_here([SAMPLE], Settings(), chunk_bytes)
     assert rereads == 0
-    assert_same(flowscope.analyze(SAMPLE), chunked)
+    assert_same(sample_default, chunked)
 
 
-@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=10, deadline=None,
+           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(chunk_bytes=st.integers(min_value=3_000, max_value=SIZE))
-def test_any_chunk_size_gives_the_same_flows(chunk_bytes):
+def test_any_chunk_size_gives_the_same_flows(chunk_bytes, sample_default):
     chunked, _ = run_parts_here([SAMPLE], Settings(), chunk_bytes)
-    assert_same(flowscope.analyze(SAMPLE), chunked)
+    assert_same(sample_default, chunked)
 
 
 def test_corpus_chunked_and_together_gives_the_same_analysis(corpus):

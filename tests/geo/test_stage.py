@@ -105,8 +105,8 @@ def test_special_addresses_are_labelled_not_geolocated_and_inbound_flows_use_the
     assert inbound.orig_ip == META_EDGE and inbound.remote_country == "DE"
 
 
-def test_pcapdroid_tcp_rtts_are_not_trusted_but_stun_rtts_are():
-    result = flowscope.analyze(SAMPLE)
+def test_pcapdroid_tcp_rtts_are_not_trusted_but_stun_rtts_are(sample_default):
+    result = sample_default
     f = result.flows
     tcp_rtt = f[(f.rtt_source == "syn/syn-ack") & ~f.remote_ip.isin(f[f.rtt_source == "stun"].remote_ip)]
     assert len(tcp_rtt) and tcp_rtt.max_distance_km.isna().all()
@@ -115,8 +115,8 @@ def test_pcapdroid_tcp_rtts_are_not_trusted_but_stun_rtts_are():
     assert any("PCAPdroid" in w for w in result.summary["geo"]["warnings"])
 
 
-def test_sample_pop_and_operators():
-    f = flowscope.analyze(SAMPLE).flows
+def test_sample_pop_and_operators(sample_default):
+    f = sample_default.flows
     media = f[f.hostname == "media-fra3-1.cdn.whatsapp.net"]
     assert len(media) and set(media.pop_code) == {"FRA"} and set(media.remote_city) == {"Frankfurt"}
     assert set(media.geo_source.str.split("+").str[0]) == {"pop:FRA"}

@@ -22,10 +22,12 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from livetools import SAMPLE, SAMPLE_PACKETS, live_summary, need_engine, split_sample, start_live
+from livetools import SAMPLE_PACKETS, live_summary, need_engine, split_sample, start_live
 from livetools import veth_fixture  # noqa: F401  (the `veth` fixture)
 
 import flowscope
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 BPF = "ip or ip6"
 # The replay sends the 10-minute sample in about a second: whatever is derived from packet
@@ -42,8 +44,8 @@ def _comparable(table):
 
 
 @pytest.fixture(scope="module")
-def expected():
-    return flowscope.analyze(SAMPLE)
+def expected(sample_default):
+    return sample_default
 
 
 @pytest.mark.parametrize("engine", ["dumpcap", "scapy"])

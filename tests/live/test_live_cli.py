@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from livetools import need_engine
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

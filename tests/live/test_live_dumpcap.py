@@ -5,6 +5,8 @@ from flowscope.live.dumpcap import StderrState, explain, parse_drop_line
 from flowscope.live.engines import Drops, drops_from_isb
 from flowscope.sources import CaptureStats
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 # Recorded from dumpcap 4.0.17: a ring capture stopped by -c 1037. The counter rewrites its
 # line with \r, and the next "File:" follows it on the same line.
 RING_RUN = (b"Capturing on 'vb'\nFile: /tmp/w/live_00001_20261128062732.pcapng\n"

@@ -9,6 +9,8 @@ import pytest
 from livetools import SAMPLE_PACKETS, live_summary, need_engine, start_live, wait_for
 from livetools import veth_fixture  # noqa: F401  (the `veth` fixture)
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 BPF = "ip or ip6"
 
 

@@ -9,6 +9,8 @@ import flowscope
 pytest.importorskip("scapy", reason="scapy (the test extra) provides the fallback engine")
 from flowscope.live.sniffer import PcapRing  # noqa: E402
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 SAMPLE = Path(__file__).resolve().parents[2] / "captures" / "sample_session.pcap"
 
 

@@ -17,8 +17,8 @@ SAMPLE = ROOT / "captures" / "sample_session.pcap"
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return flowscope.analyze(SAMPLE)
+def sample(sample_default):
+    return sample_default
 
 
 def _with_region(table, values):

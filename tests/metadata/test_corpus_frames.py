@@ -9,6 +9,8 @@ from conftest import corpus_ip_packets
 
 import flowscope
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 CAPTURES = ["whatsapp_login_chat.pcap", "whatsapp.pcap", "wa_voice.pcap", "whatsappfiles.pcap",
             "whatsapp_login_call.pcap"]
 HAS_CHAT = {"whatsapp_login_chat.pcap", "whatsapp.pcap", "wa_voice.pcap", "whatsapp_login_call.pcap"}

@@ -49,16 +49,16 @@ def test_tls_records_are_judged_without_their_overhead():
     assert kinds([(0, "up", 33 + o), (18, "down", 28 + o)])[0][0] == "receipt"
 
 
-def _leg(fid, remote, port, t0, t1, rule="", asn=None, conf="high"):
+def _leg(fid, remote, port, t0, t1, role="relay", conf="high"):
     return {"flow_id": fid, "local_ip": "10.0.0.2", "local_is_orig": True, "orig_port": 40000, "resp_port": port,
             "remote_ip": remote, "ts_start": t0, "ts_end": t1, "bytes_orig": 100, "bytes_resp": 50,
-            "catalog_rule": rule, "remote_asn": asn, "confidence": conf}
+            "remote_role": role, "confidence": conf}
 
 
 def test_calls_group_legs_and_tell_relays_from_direct_legs():
-    legs = [_leg(1, "157.240.20.100", 3478, 0, 60 * S, "STUN with WhatsApp message types/attributes", 32934),
+    legs = [_leg(1, "157.240.20.100", 3478, 0, 60 * S),
             _leg(2, "31.13.84.62", 3478, 0, 1 * S),
-            _leg(3, "198.51.100.23", 51234, 30 * S, 59 * S, conf="medium"),
+            _leg(3, "198.51.100.23", 51234, 30 * S, 59 * S, role="peer", conf="medium"),
             _leg(4, "157.240.20.101", 3478, 200 * S, 260 * S)]            # a second call, 140 s later
     calls = ev.group_calls(legs)
     assert [c.flow_ids for c in calls] == [[1, 2, 3], [4]]
@@ -66,8 +66,8 @@ def test_calls_group_legs_and_tell_relays_from_direct_legs():
     assert calls[0].p2p_flow_ids == [3] and calls[0].ts_end == 60 * S and calls[0].bytes == 450
     detail = ev.call_events(calls)[0]["detail"]
     assert detail == "duration_s=60.000 relays=2 p2p_legs=1 flows=1,2,3"
-    assert ev.is_direct(_leg(5, "x", 5000, 0, 1, rule="same UDP socket ... (peer-to-peer call leg)"))
-    assert not ev.is_direct(_leg(6, "x", 5000, 0, 1, asn=32934))
+    assert ev.is_direct(_leg(5, "x", 5000, 0, 1, role="peer"))   # the classify stage's remote_role decides
+    assert not ev.is_direct(_leg(6, "x", 5000, 0, 1, role="relay"))
 
 
 def test_flow_events_direction_and_bytes():

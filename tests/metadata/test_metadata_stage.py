@@ -14,8 +14,8 @@ from flowscope import schema
 
 
 @pytest.fixture(scope="module")
-def result():
-    return flowscope.analyze(SAMPLE)
+def result(sample_default):
+    return sample_default
 
 
 def _flow(result, t) -> int:

@@ -11,6 +11,8 @@ from conftest import pcap_records, write_records
 import flowscope
 from flowscope.testing import ethernet, ipv4, tcp, write_pcap
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 CHAT = ["whatsapp_login_chat.pcap", "whatsapp.pcap", "wa_voice.pcap", "whatsapp_login_call.pcap"]
 NEGATIVES = ["signal.pcap", "telegram.pcap", "jabber.pcap", "zoom.pcap", "threema.pcap", "instagram.pcap",
              "facebook.pcap", "quic-mvfst-27.pcapng", "whatsappfiles.pcap"]

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE
 
-import flowscope
 from flowscope.metadata import volume
 
 H = pd.Timestamp("2026-03-02 09:00", tz="UTC")
@@ -67,8 +65,8 @@ def test_per_device_is_keyed_by_the_local_address(flows, events):
     assert dev.loc["10.0.0.2", "services"] == "whatsapp.call,whatsapp.chat,whatsapp.media"
 
 
-def test_sample_totals_and_summary_agree_with_the_functions():
-    r = flowscope.analyze(SAMPLE)
+def test_sample_totals_and_summary_agree_with_the_functions(sample_default):
+    r = sample_default
     meta = r.flows[r.flows.is_meta]
     for key in ("service", "region", "remote_country", "operator_country", "hour"):
         by = volume.volume_by(r.flows, r.events, key)

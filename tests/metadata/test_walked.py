@@ -13,21 +13,18 @@ from conftest import SAMPLE, SAMPLE_TRUTH, pcap_records, split_pcap, write_recor
 import flowscope
 from flowscope.testing import ethernet, ipv4, tcp, write_pcap
 
-WHOLE = flowscope.analyze(SAMPLE)
+def _same(result, whole) -> None:
+    pd.testing.assert_frame_equal(result.frames, whole.frames)
+    pd.testing.assert_frame_equal(result.events, whole.events)
+    cols = ["frames_up", "frames_down", "frame_gaps", "frame_sync", "counterparts", "counterparts_basis"]
+    pd.testing.assert_frame_equal(result.flows[cols], whole.flows[cols])
 
 
-def _same(result) -> None:
-    pd.testing.assert_frame_equal(result.frames, WHOLE.frames)
-    pd.testing.assert_frame_equal(result.events, WHOLE.events)
-    cols = ["frames_up", "frames_down", "frame_gaps", "counterparts", "counterparts_basis"]
-    pd.testing.assert_frame_equal(result.flows[cols], WHOLE.flows[cols])
-
-
-def test_files_in_and_out_of_time_order_give_the_single_file_frames(tmp_path):
+def test_files_in_and_out_of_time_order_give_the_single_file_frames(tmp_path, sample_default):
     parts = split_pcap(SAMPLE, [300, 700], tmp_path)
-    _same(flowscope.analyze(parts))
+    _same(flowscope.analyze(parts), sample_default)
     backwards = flowscope.analyze(parts[::-1])   # the later file first: its walk is stitched, not read again
-    _same(backwards)
+    _same(backwards, sample_default)
     frames = backwards.summary["metadata"]["frames"]
     assert not {k for k in frames if k.startswith("walk-stitch") or k.startswith("walk-continuation")}
 
@@ -132,12 +129,12 @@ def test_a_stream_that_only_looks_like_the_prologue_is_not_walked(tmp_path):
 
 
 @pytest.mark.parametrize("cut", [1037 // 2])
-def test_snapshot_keeps_the_streams(tmp_path, cut):
+def test_snapshot_keeps_the_streams(tmp_path, cut, sample_default):
     from flowscope.pipeline import Analysis
     parts = split_pcap(SAMPLE, [cut], tmp_path)
     live = Analysis(flowscope.Settings(), parts=None)
     live.add(str(parts[0]))
     early = live.finish(final=False)
     live.add(str(parts[1]))
-    assert early.frames.num_rows < len(WHOLE.frames)
-    pd.testing.assert_frame_equal(live.finish().frames.to_pandas(), WHOLE.frames)
+    assert early.frames.num_rows < len(sample_default.frames)
+    pd.testing.assert_frame_equal(live.finish().frames.to_pandas(), sample_default.frames)

@@ -2,7 +2,11 @@
 error, no network request; and the harness itself does see errors and requests."""
 from __future__ import annotations
 
+import pytest
+
 from reportkit import browse, network_requests
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 
 def test_report_opens_without_console_error_or_network_request(written_dir):

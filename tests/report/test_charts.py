@@ -23,7 +23,7 @@ def _flows():
          "operator_country": "US", "max_distance_km": 800.0,
          "geo_checks": "pop:FRA=DE 520 km consistent; dbip-city-lite=US 6500 km impossible"},
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "region": "unknown", "resp_ip": "203.0.113.50",
-         "remote_ip": "203.0.113.50", "catalog_rule": "(peer-to-peer call leg)", "duration_s": 30.0},
+         "remote_ip": "203.0.113.50", "catalog_rule": "(peer-to-peer call leg)", "remote_role": "peer", "duration_s": 30.0},
         {"is_meta": False, "service": "other", "region": "adequate", "remote_country": "US", "remote_ip": "8.8.8.8"})
 
 
@@ -88,7 +88,7 @@ def test_capture_strings_are_text_never_mathtext():
     """A '$' in a country, pseudonym or host name would start mathtext (and can raise)."""
     flows = make_flows({"is_meta": True, "service": "whatsapp.call", "l4": "udp", "region": "eu",
                         "remote_country": "$\\frac{1}{0}$", "remote_ip": "$\\undefinedmacro$",
-                        "catalog_rule": "(peer-to-peer call leg)"})
+                        "catalog_rule": "(peer-to-peer call leg)", "remote_role": "peer"})
     for fig in (charts.destinations(flows, None, "$x$"), charts.call_peer_exposure(flows, "<b>$y$</b>")):
         assert charts.png_bytes(fig).startswith(b"\x89PNG")
 

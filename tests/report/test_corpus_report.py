@@ -1,11 +1,15 @@
 """The report renders on real WhatsApp captures (nDPI corpus), in Chromium too."""
 from __future__ import annotations
 
+import pytest
+
 from reportkit import browse, network_requests
 
 import flowscope
 from flowscope import report
 from flowscope.report.pdf import find_chromium
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 CHAT = ["whatsapp_login_chat.pcap", "whatsapp.pcap", "wa_voice.pcap", "whatsapp_login_call.pcap"]
 

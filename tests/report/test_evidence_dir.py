@@ -14,6 +14,8 @@ from flowscope.errors import UsageError
 from flowscope.report.pdf import find_chromium
 from reportkit import SAMPLE, SAMPLE_ANALYSED_AT, with_metadata
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 EXPECTED = {"flows.parquet", "events.parquet", "frames.parquet", "summary.json", "report.html", "report.pdf",
             "charts/timeline.png", "charts/destinations.png", "charts/services.png", "charts/rtt_bounds.png",
             "charts/activity.png", "charts/call_peers.png"}

@@ -35,17 +35,19 @@ def test_location_and_jurisdiction_are_counted_apart():
     assert (f.outside_jurisdiction.part, f.outside_jurisdiction.whole) == (900, 1000)
 
 
-def test_call_peers_from_the_p2p_rule_and_from_stun_answers():
+def test_call_peers_are_the_remote_ends_of_peer_flows():
+    """remote_role (decided by the classify stage: tests/classify/test_roles.py) says which
+    flows are direct call legs; the peer is their remote end, the originator when inbound."""
     flows = make_flows(
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "resp_ip": "203.0.113.50", "resp_port": 50000,
-         "catalog_rule": P2P, "remote_country": "FR", "duration_s": 20.0},
+         "catalog_rule": P2P, "remote_role": "peer", "remote_country": "FR", "duration_s": 20.0},
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "resp_ip": "198.51.100.9", "resp_port": 3478,
-         "stun_mapped": ["198.51.100.9:3478"], "duration_s": 5.0},
+         "stun_mapped": ["198.51.100.9:3478"], "remote_role": "peer", "duration_s": 5.0},
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "resp_ip": "157.240.20.100", "resp_port": 3478,
-         "stun_mapped": ["203.0.113.7:40001"]},  # a relay telling the device its address: not a peer
+         "stun_mapped": ["203.0.113.7:40001"], "remote_role": "relay"},  # a relay: not a peer
         {"is_meta": True, "service": "whatsapp.call", "l4": "udp", "orig_ip": "192.0.2.77", "orig_port": 61000,
          "resp_ip": "192.168.1.20", "resp_port": 40001, "remote_ip": "192.0.2.77",  # inbound: the peer called in
-         "stun_mapped": ["192.0.2.77:61000"], "duration_s": 1.0})
+         "stun_mapped": ["192.0.2.77:61000"], "remote_role": "peer", "duration_s": 1.0})
     peers = fd.compute(flows, None, SUMMARY).peers
     assert list(peers["peer"]) == ["203.0.113.50", "198.51.100.9", "192.0.2.77"]
     assert list(peers["duration_s"]) == [20.0, 5.0, 1.0] and peers["country"].iloc[0] == "FR"

@@ -171,6 +171,8 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from flowscope.dissect import evidence  # noqa: E402
 from fuzzing import examples, fuzz  # noqa: E402
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 
 @fuzz
 @settings(max_examples=examples(200), deadline=None)

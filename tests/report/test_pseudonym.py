@@ -61,7 +61,7 @@ def test_key_file_is_created_private_and_kept_outside_the_output(tmp_path):
 
 def test_table_scrub_keeps_the_schema_and_keys_every_community_id():
     rows = [{c.name: None for c in schema.FLOWS} | {"orig_ip": "10.0.0.2", "resp_ip": "198.51.100.23",
-             "community_id": "1:abc", "catalog_rule": "... (peer-to-peer call leg)", "stun_mapped": ["198.51.100.23:5000"]},
+             "community_id": "1:abc", "catalog_rule": "... (peer-to-peer call leg)", "remote_role": "peer", "stun_mapped": ["198.51.100.23:5000"]},
             {c.name: None for c in schema.FLOWS} | {"orig_ip": "10.0.0.2", "resp_ip": "157.240.0.1",
              "community_id": "1:def", "stun_mapped": []}]
     table = pa.Table.from_pylist(rows, schema=schema.arrow_schema())

@@ -10,6 +10,8 @@ import flowscope
 from flowscope import testing as t
 from reportkit import browse, chromium_or_skip, network_requests
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 CLIENT, META = "10.0.0.2", "157.240.20.53"  # a Meta prefix: the flows land in the report's tables
 CRAFTED = (b"<script>alert(1)</script>.facebook.com",
            b'"><img src=x onerror=alert(2)>.whatsapp.net',
