@@ -9,40 +9,45 @@ from __future__ import annotations
 
 import numpy as np
 
-# --- columns of a packet batch -------------------------------------------------------
-TS = 0          # capture timestamp, ns since the Unix epoch (UTC)
-CAPLEN = 1      # captured frame length, bytes
-WIRELEN = 2     # original frame length on the wire, bytes
-STATUS = 3      # 0 = decoded into a flow; else an index into REASONS
-IPVER = 4       # 4 or 6 (of the innermost IP header)
-PROTO = 5       # IP protocol number of the transport (6 TCP, 17 UDP, 1/58 ICMP...)
-SRC_HI = 6      # source address, high 64 bits
-SRC_LO = 7      # source address, low 64 bits
-DST_HI = 8
-DST_LO = 9
-SPORT = 10      # transport ports; 0 where the protocol has none (ICMP, like nDPI)
-DPORT = 11
-IPLEN = 12      # IP bytes: total length of the (innermost, for tunnels) IP packet
-PLEN = 13       # transport payload bytes, from the headers (not what was captured)
-FLAGS = 14      # TCP flags byte
-SEQ = 15        # TCP sequence number
-ACK = 16        # TCP acknowledgement number
-POFF = 17       # offset of the transport payload in the read buffer
-PCAP = 18       # transport payload bytes actually captured at POFF
-FRAG = 19       # 0 not a fragment, 1 first fragment, 2 later fragment
-UID = 20        # PCAPdroid app UID; NO_UID where the packet carries none
-TRAILER = 21    # offset of the PCAPdroid trailer in the read buffer, or -1
-DSIG = 22       # signature for mirror-port duplicate detection (IP id, L4 checksum, ...)
-IFACE = 23      # pcapng interface id (0 for classic pcap)
-TRUNC = 24      # 1 if the frame was cut by the snaplen (caplen < wirelen)
-FLOW = 25       # set by the flow table: serial of the flow the packet belongs to, or -1
-DIR = 26        # set by the flow table: 0 originator -> responder, 1 the other way
-DUP = 27        # set by the flow table: 1 if suppressed as a duplicate
-NTH = 28        # set by the flow table: index of this payload packet in its flow direction, or -1
-FSYN = 29       # set by the flow table: 1 if the packet's flow record began with a pure SYN
-HINT = 30       # payload's first bytes look like TLS/WA prologue/HTTP (TCP) or STUN/QUIC (UDP): HINT_*
-KEEP = 31       # set by the flow table: KEEP_* bits (dissectors, frame-walk stream)
-NCOL = 32
+from flowscope.records import Field, Layout
+
+# --- columns of a packet batch (declared once: flowscope/records.py) -------------------
+PACKET = Layout("packet batch", head=[
+    Field("TS", 'capture timestamp, ns since the Unix epoch (UTC)'),
+    Field("CAPLEN", 'captured frame length, bytes'),
+    Field("WIRELEN", 'original frame length on the wire, bytes'),
+    Field("STATUS", '0 = decoded into a flow; else an index into REASONS'),
+    Field("IPVER", '4 or 6 (of the innermost IP header)'),
+    Field("PROTO", 'IP protocol number of the transport (6 TCP, 17 UDP, 1/58 ICMP...)'),
+    Field("SRC_HI", 'source address, high 64 bits'),
+    Field("SRC_LO", 'source address, low 64 bits'),
+    Field("DST_HI", 'destination address, high 64 bits'),
+    Field("DST_LO", 'destination address, low 64 bits'),
+    Field("SPORT", 'transport ports; 0 where the protocol has none (ICMP, like nDPI)'),
+    Field("DPORT", 'destination port'),
+    Field("IPLEN", 'IP bytes: total length of the (innermost, for tunnels) IP packet'),
+    Field("PLEN", 'transport payload bytes, from the headers (not what was captured)'),
+    Field("FLAGS", 'TCP flags byte'),
+    Field("SEQ", 'TCP sequence number'),
+    Field("ACK", 'TCP acknowledgement number'),
+    Field("POFF", 'offset of the transport payload in the read buffer'),
+    Field("PCAP", 'transport payload bytes actually captured at POFF'),
+    Field("FRAG", '0 not a fragment, 1 first fragment, 2 later fragment'),
+    Field("UID", 'PCAPdroid app UID; NO_UID where the packet carries none'),
+    Field("TRAILER", 'offset of the PCAPdroid trailer in the read buffer, or -1'),
+    Field("DSIG", 'signature for mirror-port duplicate detection (IP id, L4 checksum, ...)'),
+    Field("IFACE", 'pcapng interface id (0 for classic pcap)'),
+    Field("TRUNC", '1 if the frame was cut by the snaplen (caplen < wirelen)'),
+    Field("FLOW", 'set by the flow table: serial of the flow the packet belongs to, or -1'),
+    Field("DIR", 'set by the flow table: 0 originator -> responder, 1 the other way'),
+    Field("DUP", 'set by the flow table: 1 if suppressed as a duplicate'),
+    Field("NTH", 'set by the flow table: index of this payload packet in its flow direction, or -1'),
+    Field("FSYN", "set by the flow table: 1 if the packet's flow record began with a pure SYN"),
+    Field("HINT", "payload's first bytes look like TLS/WA prologue/HTTP (TCP) or STUN/QUIC (UDP): HINT_*"),
+    Field("KEEP", 'set by the flow table: KEEP_* bits (dissectors, frame-walk stream)'),
+])
+globals().update(PACKET.constants())  # TS ... KEEP: the columns
+NCOL = PACKET.width
 
 # HINT values (0: nothing a dissector reads)
 HINT_OTHER, HINT_WA, HINT_TLS = 1, 2, 3  # HTTP/STUN/QUIC; "ED"/"WA" prologue; TLS handshake record
@@ -79,13 +84,27 @@ REASONS = (
 )
 OK, BAD_LINKTYPE, TRUNC_LINK, NON_IP, TRUNC_IP, BAD_IP, FRAGMENT, TRUNC_L4, BAD_L4, IP_TOO_LONG = range(10)
 
-# Counters kept per capture next to the reasons (indices into the stats array).
-ST_FRAGMENTS = len(REASONS)        # IP fragments seen (first and later ones)
-ST_TRUNCATED = ST_FRAGMENTS + 1    # frames cut by the snaplen
-ST_TRAILERS = ST_TRUNCATED + 1     # frames with a PCAPdroid trailer
-ST_NO_TS = ST_TRAILERS + 1         # pcapng simple packet blocks (no timestamp)
-ST_BAD_IFACE = ST_NO_TS + 1        # pcapng packets naming an undeclared interface
-NSTATS = ST_BAD_IFACE + 1
+# Counters kept per capture next to the reasons (indices into the stats array), with the
+# names summary.json gives them.
+COUNTERS = (
+    ("ST_FRAGMENTS", "ip_fragments"),                   # IP fragments seen (first and later ones)
+    ("ST_TRUNCATED", "packets_truncated"),              # frames cut by the snaplen
+    ("ST_TRAILERS", "pcapdroid_trailers"),              # frames with a PCAPdroid trailer
+    ("ST_NO_TS", "packets_without_timestamp"),          # pcapng simple packet blocks (no timestamp)
+    ("ST_BAD_IFACE", "packets_unknown_interface"),      # pcapng packets naming an undeclared interface
+)
+globals().update({name: len(REASONS) + k for k, (name, _key) in enumerate(COUNTERS)})
+NSTATS = len(REASONS) + len(COUNTERS)
+
+
+def counters(stats: np.ndarray) -> dict[str, int]:
+    """A capture's counters by their summary.json names (the reasons are REASONS)."""
+    return {key: int(stats[len(REASONS) + k]) for k, (_name, key) in enumerate(COUNTERS)}
+
+
+def decoded(stats: np.ndarray) -> int:
+    """Packets decoded into a flow (the "ok" reason)."""
+    return int(stats[REASONS.index("ok")])
 
 
 def new_batch(capacity: int) -> np.ndarray:

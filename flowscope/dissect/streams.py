@@ -118,8 +118,8 @@ class StreamWalks:
 
     def _decide_hellos(self, P, kept, part) -> None:
         """A hello's next originator segment was judged: not WhatsApp Web, drop its walk."""
-        later = P[kept][:, [FLOW, DIR, NTH, KEEP]]
-        judged = later[(later[:, 2] >= 1) & (later[:, 1] == 0) & ((later[:, 3] & KEEP_STREAM) == 0), 0]
+        rows = P[kept]
+        judged = rows[(rows[:, NTH] >= 1) & (rows[:, DIR] == 0) & ((rows[:, KEEP] & KEEP_STREAM) == 0), FLOW]
         for f in np.unique(judged).tolist():
             self.tentative.pop((part, f), None)
 

@@ -12,9 +12,9 @@ import pyarrow as pa
 from flowscope import schema
 from flowscope.decode.layout import NO_UID
 from flowscope.flows.layout import (
-    ACK_TS, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, FIN, FIRST_ANY,
+    ACK_TS, APP_UID, BYTES, CAPTURE, D, DUPS, END_REASON, END_REASONS, TCP_FIN, FIRST_ANY,
     FRAME, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST_ANY, ND, NONE, ORIG_IS_A, PAYLOAD,
-    PKTS, RST, SYN_TS, SYNACK_TS, TCPFLAGS,
+    PKTS, TCP_RST, SYN_TS, SYNACK_TS, TCPFLAGS,
 )
 
 L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 132: "sctp", 136: "udplite"}
@@ -52,8 +52,8 @@ def community_id(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> 
 
 
 def _tcp_state(fo, fr, syn_o, synack_r):
-    rst_o, rst_r = (fo & RST) > 0, (fr & RST) > 0
-    fin_o, fin_r = (fo & FIN) > 0, (fr & FIN) > 0
+    rst_o, rst_r = (fo & TCP_RST) > 0, (fr & TCP_RST) > 0
+    fin_o, fin_r = (fo & TCP_FIN) > 0, (fr & TCP_FIN) > 0
     est = syn_o & synack_r
     conds = [~syn_o & ~synack_r,
              syn_o & ~synack_r & rst_r, syn_o & ~synack_r & rst_o, syn_o & ~synack_r & fin_o,

@@ -1,54 +1,60 @@
 """Flow record layout: one int64 row a flow, shared by the table, the merge and finalize.
 
-Every field is a per-direction sum, min, max or OR, or is fixed when the flow starts,
-so that partial records from consecutive chunks or files combine exactly (merge.py).
-Timestamps are ns since the epoch; NONE marks "not seen".
+Declared once (flowscope/records.py): every field has a merge rule, a per-direction sum,
+min, max or OR, or fixed when the flow starts, so that partial records from consecutive
+chunks or files combine exactly (merge.py). Timestamps are ns since the epoch; NONE marks
+"not seen". The column constants are generated from the declaration.
 """
 from __future__ import annotations
 
+from flowscope.records import Field, Layout
+
 NONE = -1
 
-# key (canonical: side A is the smaller (address, port), so both directions share it)
-K_PROTO = 0      # ip_version << 8 | ip protocol
-K_AHI = 1
-K_ALO = 2
-K_BHI = 3
-K_BLO = 4
-K_PORTS = 5      # port_a << 16 | port_b
-HASH = 6         # hash of the key (for the open-addressing index)
-ORIG_IS_A = 7    # 1 if the originator is side A
-# per direction: D + 0 is the originator's, D + ND the responder's
-D = 8
-PKTS = 0         # packets counted (duplicates excluded)
-BYTES = 1        # IP bytes
-PAYLOAD = 2      # transport payload bytes
-FRAME = 3        # captured frame lengths on the wire (link header included)
-FIRST = 4        # first packet ts
-LAST = 5         # last packet ts
-TCPFLAGS = 6     # OR of TCP flags
-SYN_TS = 7       # first pure SYN
-SYNACK_TS = 8    # first SYN+ACK
-ACK_TS = 9       # first pure ACK (no SYN/FIN/RST, no payload)
-DSIG0 = 10       # duplicate ring: last two packet signatures and their times
-DTS0 = 11
-DSIG1 = 12
-DTS1 = 13
-NPAY = 14        # packets with payload so far (within this part; selects what dissectors see)
-ISN = 15         # TCP sequence number of the first stream byte (SYN's seq + 1), NONE without a SYN
-ND = 16
-DUPS = D + 2 * ND          # duplicates suppressed
-APP_UID = DUPS + 1         # PCAPdroid uid of the flow's first packet that had one
-FIRST_PURE_SYN = DUPS + 2  # the flow's first packet was a pure SYN
-END_REASON = DUPS + 3
-OPEN_AT_END = DUPS + 4     # still in the table when its part ended (may continue in the next)
-LAST_ANY = DUPS + 5        # last ts in either direction
-FIRST_ANY = DUPS + 6
-CAPTURE = DUPS + 7         # index of the input file the flow started in
-SERIAL = DUPS + 8          # creation order within a part
-PART = DUPS + 9            # part (file or chunk) index, in time order
-USEFUL = DUPS + 10         # the record's payload is kept for the dissectors (part-local)
-STREAM = DUPS + 11         # every payload packet is kept for the frame walk: a STREAM_* value
-NF = DUPS + 12
+FLOW_RECORD = Layout("flow record", head=[
+    # key (canonical: side A is the smaller (address, port), so both directions share it)
+    Field("K_PROTO", "ip_version << 8 | ip protocol", "key"),
+    Field("K_AHI", "side A address, high 64 bits", "key"),
+    Field("K_ALO", "side A address, low 64 bits", "key"),
+    Field("K_BHI", "side B address, high 64 bits", "key"),
+    Field("K_BLO", "side B address, low 64 bits", "key"),
+    Field("K_PORTS", "port_a << 16 | port_b", "key"),
+    Field("HASH", "hash of the key (the open-addressing index)", "key"),
+    Field("ORIG_IS_A", "1 if the originator is side A (a later record's directions are aligned to it)", "first"),
+], per_direction=[
+    Field("PKTS", "packets counted (duplicates excluded)", "sum"),
+    Field("BYTES", "IP bytes", "sum"),
+    Field("PAYLOAD", "transport payload bytes", "sum"),
+    Field("FRAME", "captured frame lengths on the wire (link header included)", "sum"),
+    Field("FIRST", "first packet ts", "min"),
+    Field("LAST", "last packet ts", "max"),
+    Field("TCPFLAGS", "OR of TCP flags", "or"),
+    Field("SYN_TS", "first pure SYN", "min"),
+    Field("SYNACK_TS", "first SYN+ACK", "min"),
+    Field("ACK_TS", "first pure ACK (no SYN/FIN/RST, no payload)", "min"),
+    Field("DSIG0", "duplicate ring: last packet signature", "last"),
+    Field("DTS0", "duplicate ring: its time", "last"),
+    Field("DSIG1", "duplicate ring: the signature before", "last"),
+    Field("DTS1", "duplicate ring: its time", "last"),
+    Field("NPAY", "packets with payload (selects what dissectors see; part-local)", "sum"),
+    Field("ISN", "TCP sequence number of the first stream byte (SYN's seq + 1), NONE without a SYN", "first-set"),
+], tail=[
+    Field("DUPS", "duplicates suppressed", "sum"),
+    Field("APP_UID", "PCAPdroid uid of the flow's first packet that had one (NO_UID: none)", "first-set",
+          unset=-(2**31) - 1),  # decode/layout.NO_UID
+    Field("FIRST_PURE_SYN", "the flow's first packet was a pure SYN", "first"),
+    Field("END_REASON", "END_* code", "end"),
+    Field("OPEN_AT_END", "still in the table when its part ended (may continue in the next)", "last"),
+    Field("LAST_ANY", "last ts in either direction", "max"),
+    Field("FIRST_ANY", "first ts in either direction", "min"),
+    Field("CAPTURE", "index of the part (then: the input file) the flow started in", "first"),
+    Field("SERIAL", "creation order within a part", "first"),
+    Field("PART", "part (file or chunk) index, in time order: the last part the flow reached", "last"),
+    Field("USEFUL", "the record's payload is kept for the dissectors (part-local)", "first"),
+    Field("STREAM", "the record's payload packets are walked for frames: a STREAM_* value", "first"),
+])
+globals().update(FLOW_RECORD.constants())  # K_PROTO ... STREAM, D, ND, PKTS ... ISN: the columns
+NF = FLOW_RECORD.width
 
 # STREAM values. A record whose first originator bytes are the WhatsApp prologue, or a TLS
 # ClientHello naming web.whatsapp.com, has every payload packet walked; so has a TCP record
@@ -64,8 +70,8 @@ WEB_WHATSAPP = b"web.whatsapp.com"
 END_EOF, END_IDLE, END_FIN, END_RST = 0, 1, 2, 3
 END_REASONS = ("eof", "idle", "fin", "rst")
 
-# TCP flag bits
-FIN, SYN, RST, PSH, ACKF = 0x01, 0x02, 0x04, 0x08, 0x10
+# TCP flag bits (decode/layout.ACK is the acknowledgement number, a packet column)
+TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # timeout classes (index into the timeouts array)
 TO_TCP, TO_TCP_CLOSED, TO_UDP, TO_OTHER = 0, 1, 2, 3

@@ -17,15 +17,10 @@ import numpy as np
 from numba import njit
 
 from flowscope.flows.layout import (
-    ACK_TS, APP_UID, BYTES, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_IDLE, END_REASON, FIRST, FIRST_ANY,
-    FIRST_PURE_SYN, FRAME, ISN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, LAST, LAST_ANY, ND, NF,
-    NONE, NPAY, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL, SYN_TS, SYNACK_TS, TCPFLAGS, CAPTURE,
+    CAPTURE, D, END_EOF, END_IDLE, END_REASON, FIRST_PURE_SYN, FLOW_RECORD, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS,
+    K_PROTO, FIRST_ANY, LAST_ANY, ND, NF, OPEN_AT_END, ORIG_IS_A, PART, SERIAL,
 )
 from flowscope.flows.table import EXPIRE_SLACK_NS, end_reason_of, is_closed, timeout_of
-from flowscope.decode.layout import NO_UID
-
-_SUM = (PKTS, BYTES, PAYLOAD, FRAME, NPAY)
-_MIN = (FIRST, SYN_TS, SYNACK_TS, ACK_TS)
 
 
 @njit(cache=True)
@@ -34,35 +29,57 @@ def _same_key(R, a, b):
             and R[a, K_BHI] == R[b, K_BHI] and R[a, K_BLO] == R[b, K_BLO] and R[a, K_PORTS] == R[b, K_PORTS])
 
 
+# The merge rules, generated from the declaration (flows/layout.FLOW_RECORD): per direction
+# and for the record, the fields each rule combines.
+# (numpy arrays, not tuples: numba freezes global arrays as constants, and an empty one is fine)
+
+
+def _fields(rule: str, per_direction: bool) -> np.ndarray:
+    return np.array(FLOW_RECORD.fields(rule, per_direction), dtype=np.int64)
+
+
+def _with_unset(rule: str, per_direction: bool) -> np.ndarray:
+    return np.array(FLOW_RECORD.unset_fields(rule, per_direction), dtype=np.int64).reshape(-1, 2)
+
+
+_DIR_SUM, _DIR_OR, _DIR_MAX, _DIR_LAST = (_fields(r, True) for r in ("sum", "or", "max", "last"))
+_DIR_MIN, _DIR_FIRST_SET = (_with_unset(r, True) for r in ("min", "first-set"))
+_SUM, _OR, _MAX, _LAST = (_fields(r, False) for r in ("sum", "or", "max", "last"))
+_MIN, _FIRST_SET = (_with_unset(r, False) for r in ("min", "first-set"))
+
+
+@njit(cache=True, inline="always")
+def _combine(M, m, dst, R, b, src, sums, ors, maxes, lasts, mins, first_sets):
+    for f in sums:
+        M[m, dst + f] += R[b, src + f]
+    for f in ors:
+        M[m, dst + f] |= R[b, src + f]
+    for f in maxes:
+        if R[b, src + f] > M[m, dst + f]:
+            M[m, dst + f] = R[b, src + f]
+    for f in lasts:
+        M[m, dst + f] = R[b, src + f]
+    for k in range(len(mins)):
+        f, unset = mins[k, 0], mins[k, 1]
+        v = R[b, src + f]
+        if v != unset and (M[m, dst + f] == unset or v < M[m, dst + f]):
+            M[m, dst + f] = v
+    for k in range(len(first_sets)):
+        f, unset = first_sets[k, 0], first_sets[k, 1]
+        if M[m, dst + f] == unset:
+            M[m, dst + f] = R[b, src + f]
+
+
 @njit(cache=True)
 def _absorb(M, m, R, b):
-    """Add record R[b] into M[m] (M[m] is earlier)."""
+    """Add record R[b] into M[m] (M[m] is earlier), field by field by its declared rule;
+    "key" and "first" fields keep M's values."""
     swap = M[m, ORIG_IS_A] != R[b, ORIG_IS_A]
     for d in range(2):
         src = D + ((1 - d) if swap else d) * ND
-        dst = D + d * ND
-        for f in _SUM:
-            M[m, dst + f] += R[b, src + f]
-        for f in _MIN:
-            v = R[b, src + f]
-            if v != NONE and (M[m, dst + f] == NONE or v < M[m, dst + f]):
-                M[m, dst + f] = v
-        if R[b, src + LAST] > M[m, dst + LAST]:
-            M[m, dst + LAST] = R[b, src + LAST]
-        M[m, dst + TCPFLAGS] |= R[b, src + TCPFLAGS]
-        if M[m, dst + ISN] == NONE:
-            M[m, dst + ISN] = R[b, src + ISN]
-        for f in (DSIG0, DTS0, DSIG1, DTS1):
-            M[m, dst + f] = R[b, src + f]
-    M[m, DUPS] += R[b, DUPS]
-    if M[m, APP_UID] == NO_UID:
-        M[m, APP_UID] = R[b, APP_UID]
-    if R[b, FIRST_ANY] != NONE and (M[m, FIRST_ANY] == NONE or R[b, FIRST_ANY] < M[m, FIRST_ANY]):
-        M[m, FIRST_ANY] = R[b, FIRST_ANY]
-    if R[b, LAST_ANY] > M[m, LAST_ANY]:
-        M[m, LAST_ANY] = R[b, LAST_ANY]
-    M[m, OPEN_AT_END] = R[b, OPEN_AT_END]
-    # FIN from one side in each part: only the merged flags show the close
+        _combine(M, m, D + d * ND, R, b, src, _DIR_SUM, _DIR_OR, _DIR_MAX, _DIR_LAST, _DIR_MIN, _DIR_FIRST_SET)
+    _combine(M, m, 0, R, b, 0, _SUM, _OR, _MAX, _LAST, _MIN, _FIRST_SET)
+    # "end": FIN from one side in each part, only the merged flags show the close
     M[m, END_REASON] = end_reason_of(M, m, END_EOF if R[b, OPEN_AT_END] else END_IDLE)
 
 
@@ -77,7 +94,6 @@ def _merge_sorted(R, order, timeouts, dest):
                 and R[b, FIRST_ANY] - M[m, LAST_ANY] <= timeout_of(M, m, timeouts)
                 and not (R[b, FIRST_PURE_SYN] == 1 and is_closed(M, m))):
             _absorb(M, m, R, b)
-            M[m, PART] = R[b, PART]
         else:
             if m >= 0 and _same_key(R, prev, b) and M[m, OPEN_AT_END] == 1 and R[b, PART] > M[m, PART]:
                 # not continued: the single pass ends it when this record's first packet comes

@@ -14,20 +14,20 @@ from numba import njit
 
 from flowscope.decode import layout as pk
 from flowscope.flows.layout import (
-    ACK_TS, ACKF, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
-    END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
+    ACK_TS, TCP_ACK, APP_UID, BYTES, CAPTURE, D, DSIG0, DSIG1, DTS0, DTS1, DUPS, END_EOF, END_FIN,
+    END_IDLE, END_REASON, END_RST, TCP_FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
     K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, ISN, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END,
-    ORIG_IS_A, PART, PAYLOAD, PKTS, RST, SERIAL, STREAM, STREAM_RESYNC, STREAM_HELLO_PENDING,
-    STREAM_NONE, STREAM_WA, STREAM_WEB, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
+    ORIG_IS_A, PART, PAYLOAD, PKTS, TCP_RST, SERIAL, STREAM, STREAM_RESYNC, STREAM_HELLO_PENDING,
+    STREAM_NONE, STREAM_WA, STREAM_WEB, TCP_SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
     TO_TCP_CLOSED, TO_UDP, USEFUL, WEB_WHATSAPP,
 )
 
 S_USED, S_FREE_TOP, S_SERIAL, S_MAXTS, S_MINTS = 0, 1, 2, 3, 4
 # keep[]: payload packets handed to the dissectors per flow direction, and the window in
 # which a record not starting with a SYN may continue the previous part's flow (-1: none)
-K_TCP0, K_TCP1, K_UDP0, K_UDP1, K_CONTINUATION_NS = 0, 1, 2, 3, 4
+KEEP_TCP0, KEEP_TCP1, KEEP_UDP0, KEEP_UDP1, KEEP_CONTINUATION_NS = 0, 1, 2, 3, 4
 NEEDLE = np.frombuffer(WEB_WHATSAPP, dtype=np.uint8).copy()
-OK, NEED_GROW = 0, 1
+UPDATE_DONE, UPDATE_GROW = 0, 1  # update()'s status
 # A read sweeps idle flows out every EXPIRE_EVERY_BATCHES batches (flat memory); a flow
 # counts as idle there when its timeout + EXPIRE_SLACK_NS has passed (timestamps may run
 # backwards a little). The merge applies the same rule to flows that end in a chunk.
@@ -69,7 +69,7 @@ def _name_port(p):
 def is_closed(T, r):
     fo = T[r, D + TCPFLAGS]
     fr = T[r, D + ND + TCPFLAGS]
-    return ((fo | fr) & RST) != 0 or ((fo & FIN) != 0 and (fr & FIN) != 0)
+    return ((fo | fr) & TCP_RST) != 0 or ((fo & TCP_FIN) != 0 and (fr & TCP_FIN) != 0)
 
 
 @njit(cache=True)
@@ -84,7 +84,7 @@ def timeout_of(T, r, timeouts):
 
 @njit(cache=True)
 def end_reason_of(T, r, forced):
-    if (T[r, D + TCPFLAGS] | T[r, D + ND + TCPFLAGS]) & RST:
+    if (T[r, D + TCPFLAGS] | T[r, D + ND + TCPFLAGS]) & TCP_RST:
         return END_RST
     if is_closed(T, r):
         return END_FIN
@@ -146,17 +146,17 @@ def _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part
     flags = P[i, pk.FLAGS]
     orig_is_src = True
     if (proto & 0xFF) == 6:
-        if (flags & SYN) and (flags & ACKF):
+        if (flags & TCP_SYN) and (flags & TCP_ACK):
             orig_is_src = False
-        elif not (flags & SYN):
+        elif not (flags & TCP_SYN):
             orig_is_src = not (_service_port(P[i, pk.SPORT]) and not _service_port(P[i, pk.DPORT]))
-        T[r, FIRST_PURE_SYN] = 1 if (flags & (SYN | ACKF)) == SYN else 0
+        T[r, FIRST_PURE_SYN] = 1 if (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN else 0
     T[r, ORIG_IS_A] = src_is_a if orig_is_src else 1 - src_is_a
     T[r, SERIAL] = S[S_SERIAL]
     S[S_SERIAL] += 1
     T[r, PART] = part
     T[r, CAPTURE] = capture
-    if (proto & 0xFF) == 6 and (flags & SYN) == 0:
+    if (proto & 0xFF) == 6 and (flags & TCP_SYN) == 0:
         resp_port = P[i, pk.DPORT] if orig_is_src else P[i, pk.SPORT]
         if resp_port == 5222 or resp_port == 443 or resp_port == 80:  # layout.RESYNC_PORTS
             T[r, STREAM] = STREAM_RESYNC
@@ -207,13 +207,13 @@ def _account(T, r, P, i, d, dedup_ns):
     if (T[r, K_PROTO] & 0xFF) == 6:
         flags = P[i, pk.FLAGS]
         T[r, base + TCPFLAGS] |= flags
-        if (flags & SYN) and T[r, base + ISN] == NONE:
+        if (flags & TCP_SYN) and T[r, base + ISN] == NONE:
             T[r, base + ISN] = (P[i, pk.SEQ] + 1) & 0xFFFFFFFF
-        if (flags & (SYN | ACKF)) == SYN:
+        if (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN:
             T[r, base + SYN_TS] = _min_ts(T[r, base + SYN_TS], ts)
-        elif (flags & (SYN | ACKF)) == (SYN | ACKF):
+        elif (flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK):
             T[r, base + SYNACK_TS] = _min_ts(T[r, base + SYNACK_TS], ts)
-        elif (flags & (SYN | FIN | RST | ACKF)) == ACKF and P[i, pk.PLEN] == 0:
+        elif (flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) == TCP_ACK and P[i, pk.PLEN] == 0:
             T[r, base + ACK_TS] = _min_ts(T[r, base + ACK_TS], ts)
     if T[r, APP_UID] == pk.NO_UID and P[i, pk.UID] != pk.NO_UID:
         T[r, APP_UID] = P[i, pk.UID]
@@ -229,11 +229,11 @@ def _keep(T, r, P, i, d, S, keep):
         return 1
     nth = P[i, pk.NTH]
     if nth == 0 and d == 0:
-        cont = (keep[K_CONTINUATION_NS] >= 0 and T[r, FIRST_PURE_SYN] == 0
-                and P[i, pk.TS] - S[S_MINTS] <= keep[K_CONTINUATION_NS])
+        cont = (keep[KEEP_CONTINUATION_NS] >= 0 and T[r, FIRST_PURE_SYN] == 0
+                and P[i, pk.TS] - S[S_MINTS] <= keep[KEEP_CONTINUATION_NS])
         T[r, USEFUL] = 1 if (P[i, pk.HINT] or cont) else 0
     tcp = (T[r, K_PROTO] & 0xFF) == 6
-    limit = keep[(K_TCP0 if tcp else K_UDP0) + d]
+    limit = keep[(KEEP_TCP0 if tcp else KEEP_UDP0) + d]
     return pk.KEEP_EVIDENCE if (T[r, USEFUL] and 0 <= nth < limit) else 0
 
 
@@ -292,7 +292,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
 
     `buf` is the read buffer P's offsets point into (empty: no stream detection).
 
-    Returns (next packet, flows written to out, status); status NEED_GROW asks the caller
+    Returns (next packet, flows written to out, status); status UPDATE_GROW asks the caller
     to enlarge the table and call again from `next packet`.
     """
     n_out = 0
@@ -322,7 +322,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
         j, r = _find(T, index, proto, ahi, alo, bhi, blo, ports, h)
         if r < 0:
             if S[S_FREE_TOP] == 0:
-                return i, n_out, NEED_GROW
+                return i, n_out, UPDATE_GROW
             S[S_FREE_TOP] -= 1
             r = free[S[S_FREE_TOP]]
             S[S_USED] += 1
@@ -330,7 +330,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
             _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
         else:
             flags = P[i, pk.FLAGS]
-            pure_syn = (proto & 0xFF) == 6 and (flags & (SYN | ACKF)) == SYN
+            pure_syn = (proto & 0xFF) == 6 and (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN
             if ts - T[r, LAST_ANY] > timeout_of(T, r, timeouts) or (pure_syn and is_closed(T, r)):
                 n_out = _emit(T, r, out, n_out, END_IDLE)
                 _init_row(T, r, P, i, proto, ahi, alo, bhi, blo, ports, h, src_is_a, S, part, capture)
@@ -340,12 +340,12 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
         P[i, pk.FLOW] = T[r, SERIAL]
         if not _account(T, r, P, i, d, dedup_ns):
             P[i, pk.DUP] = 1
-        elif keep[K_TCP0] >= 0:
+        elif keep[KEEP_TCP0] >= 0:
             k = _keep(T, r, P, i, d, S, keep)
             if (proto & 0xFF) == 6 and P[i, pk.PLEN] > 0:
                 k |= _stream(T, r, P, i, d, buf)
             P[i, pk.KEEP] = k
-    return n, n_out, OK
+    return n, n_out, UPDATE_DONE
 
 
 @njit(cache=True, nogil=True)
@@ -417,7 +417,7 @@ class FlowTable:
                                           buf)
             if n_out:
                 self.finished.append(self._out[:n_out].copy())
-            if status == OK:
+            if status == UPDATE_DONE:
                 return
             self._grow()
 

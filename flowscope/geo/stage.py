@@ -67,8 +67,8 @@ class Opener:
 def untrusted_tcp_captures(captures) -> set[str]:
     """Captures whose TCP handshakes may not cross the network: PCAPdroid's VPN mode
     answers the SYN on the phone, so SYN -> SYN-ACK times the phone, not the server."""
-    from flowscope.decode.layout import ST_TRAILERS
-    return {c.path for c in captures if c.apps or int(c.stats[ST_TRAILERS])}
+    from flowscope.decode.layout import counters
+    return {c.path for c in captures if c.apps or counters(c.stats)["pcapdroid_trailers"]}
 
 
 def _min_rtt(remote, resp, rtt, source, capture, untrusted) -> dict[str, float]:

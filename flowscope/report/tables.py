@@ -16,26 +16,23 @@ from flowscope.sources import reason_counts
 
 
 def capture_entry(cap) -> dict:
+    from flowscope.decode.layout import REASONS, counters, decoded
     stats = cap.stats
-    from flowscope.decode.layout import OK, REASONS, ST_TRUNCATED
+    named = counters(stats)
     read = int(stats[:len(REASONS)].sum())
     entry = {
         "path": cap.path, "sha256": cap.sha256, "format": cap.format, "compression": cap.compression,
         "link_types": sorted(int(x) for x in cap.link_types),
-        "packets_read": read, "packets_decoded": int(stats[OK]),
+        "packets_read": read, "packets_decoded": decoded(stats),
         "packets_undecodable": reason_counts(stats),
-        "packets_truncated": int(stats[ST_TRUNCATED]), "duplicates": int(cap.duplicates),
+        "packets_truncated": named.pop("packets_truncated"), "duplicates": int(cap.duplicates),
         "error": cap.error,
     }
     extra = {"sections": cap.sections, "interfaces": cap.interfaces,
              "interface_stats": cap.interface_stats, "name_records": cap.name_records,
              "blocks_skipped": cap.blocks_skipped}
     entry.update({k: v for k, v in extra.items() if v})
-    from flowscope.decode.layout import ST_BAD_IFACE, ST_FRAGMENTS, ST_NO_TS, ST_TRAILERS
-    for key, idx in (("ip_fragments", ST_FRAGMENTS), ("pcapdroid_trailers", ST_TRAILERS),
-                     ("packets_without_timestamp", ST_NO_TS), ("packets_unknown_interface", ST_BAD_IFACE)):
-        if stats[idx]:
-            entry[key] = int(stats[idx])
+    entry.update({key: n for key, n in named.items() if n})
     if cap.apps:
         entry["apps"] = {str(k): v for k, v in sorted(cap.apps.items())}
     return entry
