@@ -93,7 +93,7 @@ METADATA = (
     Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
     Column("frame_gaps", pa.int64(), "Holes in the walked streams: stream bytes the capture does not hold (a lost segment, a snaplen cut). A hole inside a frame whose header was read keeps the walk in step; after any other the walk resynchronises, and frames inside the hole are not counted."),
     Column("frame_sync", pa.string(), "How the frame walk found its first frame boundary: prologue (the stream start was captured: the WhatsApp prologue, or the ClientHello of WhatsApp Web), resync (a connection already open: a chain of frame or TLS record headers locked, metadata/framewalk.py), or null (not walked)."),
-    Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted; for a walked chat flow, its outbound message events, each naming at least one recipient to the operator (a lower bound on recipient identifiers sent); null otherwise."),
+    Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted (the same number on every leg of the call: never add it up over legs); for a walked chat flow, the recipient devices its outbound message events address (low end of each estimate, a lower bound on recipient identifiers sent); null otherwise."),
     Column("counterparts_basis", pa.string(), "How counterparts was derived: p2p-peer, call-relays, chat-outbound-messages, or empty."),
 )
 
@@ -113,14 +113,14 @@ EVENTS = (
     Column("event_id", pa.int64(), "Sequential id in order of ts_start (ties: flow_id, then kind)."),
     Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the call's first leg; detail lists every leg)."),
     Column("service", pa.string(), "Service of the flow (flows.parquet service)."),
-    Column("kind", pa.string(), "message, receipt, presence, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
+    Column("kind", pa.string(), "message, receipt, presence, keepalive, contact-sync, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
     Column("ts_start", TS_TYPE, "First packet or frame of the event (a frame's ts_first)."),
     Column("ts_end", TS_TYPE, "Last packet or frame of the event (a frame's ts)."),
     Column("direction", pa.string(), "Who started it: up (the local device), down (the other end); both for handshakes and calls; for a flow event the side(s) that sent payload; for media the side that sent the bulk."),
     Column("bytes", pa.int64(), "Frame bytes of the event (chat: frame_bytes summed), else IP bytes."),
     Column("frames", pa.int64(), "Frames in the event (0 where not a chat event)."),
     Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing, docs/metadata.md)."),
-    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down='; call 'duration_s= relays= p2p_legs= flows=<flow ids>'; media and flow 'bytes_up= bytes_down='."),
+    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down= bytes_up= bytes_down=' (frame bytes), outbound messages also 'devices=LOW-HIGH' (recipient devices estimated from the frame size), contact syncs 'contacts= contacts_range= formula= number_length='; call 'duration_s= relays= p2p_legs= bytes_up= bytes_down= flows=<flow ids>'; media and flow 'bytes_up= bytes_down=' (IP bytes)."),
 )
 
 CAPTURE_FIELDS = {
@@ -143,8 +143,13 @@ METADATA_SUMMARY_FIELDS = {
     "events_by_kind": "Events per kind.",
     "calls": "Calls (WhatsApp call legs of one device within 60 s of each other).",
     "call_seconds": "Their summed duration, first to last packet of any leg, s.",
-    "p2p_peers": "Distinct peer addresses of direct call legs.",
+    "heuristics_version": "Version of the event heuristics (kinds, thresholds, estimates: docs/metadata.md); also in manifest.json.",
+    "p2p_peers": "People: distinct peer addresses of direct call legs.",
+    "call_relays": "Infrastructure: distinct relay addresses per call, summed over calls (each relay counted once per call, not once per leg).",
     "outbound_messages": "Message events sent by the local devices (each names a recipient to the operator).",
+    "recipient_devices_min": "People: the low end of the recipient devices the outbound messages address, summed (frame size, about 115 B per extra device; includes the sender's own companion devices).",
+    "meta_servers": "Infrastructure: distinct remote addresses of WhatsApp/Meta flows other than call relays and peers (special addresses such as a local resolver excluded).",
+    "warnings": "Lines that say the heuristics may not fit this capture, e.g. a chat handshake whose first client frame has a size not seen before.",
     "bytes_by_service": "IP bytes of WhatsApp/Meta flows per service (metadata.volume.volume_by).",
     "leaving_eu_eea": "Per basis (location: region of the remote end; operator: operator_country): flows, bytes, bytes_eu_eea, bytes_outside, bytes_unknown, share_outside, share_not_eu_eea (metadata.volume.leaving_eu).",
     "local_devices": "Distinct local addresses with WhatsApp/Meta flows (metadata.volume.per_device).",
