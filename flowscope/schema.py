@@ -123,6 +123,33 @@ EVENTS = (
     Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down= bytes_up= bytes_down=' (frame bytes), outbound messages also 'devices=LOW-HIGH' (recipient devices estimated from the frame size), contact syncs 'contacts= contacts_range= formula= number_length='; call 'duration_s= relays= p2p_legs= bytes_up= bytes_down= flows=<flow ids>'; media and flow 'bytes_up= bytes_down=' (IP bytes)."),
 )
 
+ACTIONS = (
+    Column("action_id", pa.int64(), "Row of the action in the scenario file, from 0 (file order)."),
+    Column("time", TS_TYPE, "When the auditor noted the action (the file's time, converted to UTC)."),
+    Column("action", pa.string(), "message_sent, message_received, media_sent, media_received, call_started, call_ended, contact_added, app_opened, app_closed or other."),
+    Column("peer", pa.string(), "The auditor's alias for the other party (contact-A, group-1), as written in the scenario: never a capture value, not pseudonymised (write no phone number in it)."),
+    Column("note", pa.string(), "The auditor's free text, as written."),
+    Column("matched", pa.bool_(), "At least one event of a kind the action implies lay within the tolerance (docs/metadata.md §7)."),
+    Column("event_ids", pa.list_(pa.int64()), "The events assigned to the action (events.parquet event_id), earliest first; each event goes to the nearest action that implies it."),
+    Column("lag_s", pa.float64(), "First matched event's start (its end for call_ended) minus the action time, seconds; null if unmatched."),
+    Column("services", pa.list_(pa.string()), "Services of the flows of the matched events (for a call: every leg)."),
+    Column("remote_countries", pa.list_(pa.string()), "Countries where those flows' remote endpoints stand."),
+    Column("regions", pa.list_(pa.string()), "GDPR regions of those endpoints (eu, eea, adequate, third, unknown)."),
+    Column("operators", pa.list_(pa.string()), "Organisations that run those endpoints."),
+    Column("bytes_up", pa.int64(), "Bytes the matched events sent from the local device (frame bytes for chat events, IP bytes for calls, media and other flows)."),
+    Column("bytes_down", pa.int64(), "Bytes the matched events brought to the local device (same units)."),
+)
+
+SCENARIO_SUMMARY_FIELDS = {
+    "actions": "Actions in the scenario file.",
+    "matched": "Actions with at least one event of a kind they imply.",
+    "tolerance_s": "How far (s) an event's anchor time may lie from the action time.",
+    "session": "first_action, last_action: the span over which precision is counted.",
+    "by_action": "Per action kind: actions, matched, median_lag_s.",
+    "by_event_kind": "Per event kind some action implies: actions (implying it), actions_found (with such an event), recall = actions_found / actions; events (of that kind within the session span, +- tolerance), events_matched (assigned to an action implying the kind), precision = events_matched / events.",
+    "unexplained_events": "Per event kind: events within the tolerance of no action (keep-alives, background syncs, what the app did on its own).",
+}
+
 CAPTURE_FIELDS = {
     "path": "The file as given on the command line.",
     "sha256": "SHA-256 of the file's bytes on disk (compressed bytes for compressed captures).",
@@ -182,6 +209,13 @@ def markdown() -> str:
               "Present when classification ran; how each number is derived: docs/metadata.md.", "",
               "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in METADATA_SUMMARY_FIELDS.items()]
+    lines += ["", "## actions.parquet", "",
+              "Written when a scenario (the auditor's action log) is given: `flowscope analyze --scenario FILE`",
+              "or `flowscope align DIR FILE`. One row an action; the rule in docs/metadata.md §7.", "",
+              "| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in ACTIONS]
+    lines += ["", "## summary.json: `scenario`", "", "Present with a scenario.", "", "| field | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in SCENARIO_SUMMARY_FIELDS.items()]
     return "\n".join(lines) + "\n"
 
 
