@@ -104,8 +104,8 @@ def align(out, scenario, tolerance_s: float = 5.0, *, force: bool = False) -> li
 
 
 def diff(dir_a, dir_b):
-    """Two written analyses side by side (flowscope.diff.Diff: .text(), .to_dict(), .html())."""
-    from flowscope.diff import compare
+    """Two written analyses side by side (flowscope.report.diff.Diff: .text(), .to_dict(), .html())."""
+    from flowscope.report.diff import compare
     return compare(dir_a, dir_b)
 
 

@@ -252,7 +252,7 @@ def _print_scenario(out: Path) -> None:
 
 def cmd_diff(args) -> int:
     import json
-    from flowscope.diff import compare
+    from flowscope.report.diff import compare
     d = compare(args.dir_a, args.dir_b)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2))   # json.dumps escapes control characters
