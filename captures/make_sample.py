@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PCAP_PATH = HERE / "sample_session.pcap"
 TRUTH_PATH = HERE / "sample_session.truth.json"
+SCENARIO_PATH = HERE / "sample_session.scenario.csv"
 
 SEED = 20260302
 BASE_US = calendar.timegm((2026, 3, 2, 9, 0, 0)) * 1_000_000  # 2026-03-02T09:00:00Z
@@ -618,7 +619,7 @@ def tls_exchange(g: Generator, conn: TCPConn, t, up, down):
 # (kind, direction of the first frame): call signalling names the peer like a message does.
 TRUTH_KIND = {
     "typing": ("presence", "up"), "out": ("message", "up"), "in": ("message", "down"),
-    "ka": ("presence", "up"), "out-retx": ("message", "up"), "call-offer": ("message", "up"),
+    "ka": ("keepalive", "up"), "out-retx": ("message", "up"), "call-offer": ("message", "up"),
     "call-accept": ("message", "down"), "call-end": ("message", "up"), "burst": ("message", "up"),
     "in-img": ("message", "down"),
 }
@@ -1312,7 +1313,7 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
                        "carrying the last body byte (frame complete)."),
             "events": ("chat flows: each scheduled event (the generator's schedule) with the frames it "
                        "wrote: kind and direction in flowscope's event vocabulary (message, receipt, "
-                       "presence, handshake; call signalling names the peer like a message), ts_start = "
+                       "presence, keepalive, handshake; call signalling names the peer like a message), ts_start = "
                        "first frame's ts_first, ts_end = last frame's ts. A sent message's delivery "
                        "receipt, 0.8-1.6 s later, is an event of its own"),
             "media_direction": "whatsapp.media flows: up = upload from the phone, down = download",
@@ -1329,6 +1330,40 @@ def compute_truth(g: Generator, pcap: bytes, records) -> dict:
     }
 
 
+# The auditor's action log of the session (flowscope analyze --scenario): whole seconds, as a
+# person notes them, a few tenths after or before what the schedule above did. The contact
+# added at 470 s caused no traffic (no address-book upload happened): it must stay unmatched.
+SCENARIO = (
+    (0, "app_opened", "", "WhatsApp opened: chat connection set up"),
+    (38, "message_sent", "contact-A", "text \"hi\""),
+    (48, "message_received", "contact-A", "reply"),
+    (96, "message_sent", "contact-A", "text"),
+    (140, "media_sent", "contact-A", "photo, 200 kB"),
+    (178, "message_received", "contact-B", ""),
+    (213, "message_sent", "contact-B", "sent on a poor link (one retransmission)"),
+    (266, "message_received", "contact-A", ""),
+    (300, "call_started", "contact-A", "voice call, answered"),
+    (362, "call_ended", "contact-A", "hung up"),
+    (390, "message_sent", "group-1", "seven quick messages"),
+    (455, "message_sent", "contact-B", ""),
+    (470, "contact_added", "contact-C", "added to the address book; no sync expected while the app is idle"),
+    (520, "media_received", "contact-B", "photo (thumbnail in the message)"),
+    (574, "message_sent", "contact-A", "bye"),
+)
+
+
+def write_scenario(path: Path) -> None:
+    """The scenario CSV (time ISO 8601 with Z, action, peer, note), csv-quoted."""
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["time", "action", "peer", "note"])
+    for sec, action, peer, note in SCENARIO:
+        w.writerow([iso(BASE_US + us(sec))[:19] + "Z", action, peer, note])
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
 def main():
     g = Generator()
     build(g)
@@ -1336,6 +1371,7 @@ def main():
     pcap = write_pcap(PCAP_PATH, records)
     truth = compute_truth(g, pcap, read_pcap(pcap))
     TRUTH_PATH.write_text(json.dumps(truth, indent=1) + "\n")
+    write_scenario(SCENARIO_PATH)
     print(f"{PCAP_PATH.name}: {len(pcap)} bytes, {truth['packets_total']} packets, "
           f"{truth['flows_total']} flows, sha256 {truth['capture_sha256']}")
 

@@ -7,6 +7,8 @@
     >>> result.events.head()         # messages, receipts, presence, calls, media, other flows
     >>> result.summary["captures"]   # per-file statistics
     >>> result.write("out/")         # tables, charts, report.html/pdf, manifest.json
+    >>> flowscope.align("out/", "captures/sample_session.scenario.csv")  # the auditor's action log
+    >>> flowscope.diff("out/", "other/").text()                             # two analyses side by side
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from flowscope.errors import CaptureError, FlowscopeError, UsageError  # noqa: E
 from flowscope.settings import Settings  # noqa: E402
 
 __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "UsageError",
-           "__version__", "analyze"]
+           "__version__", "align", "analyze", "diff"]
 
 
 class AnalysisResult:
@@ -74,18 +76,37 @@ class AnalysisResult:
         return [c.error for c in self.captures if c.error]
 
     def write(self, out, force: bool = False, *, report: bool = True, pdf: bool = True,
-              pseudonymize: bool = True, pseudonym_key=None) -> list[Path]:
+              pseudonymize: bool = True, pseudonym_key=None, scenario=None,
+              scenario_tolerance_s: float | None = None) -> list[Path]:
         """Write the evidence directory: tables, charts/, report.html, report.pdf, manifest.json.
 
         Local, MAC and call-peer addresses are pseudonymised with the key in `pseudonym_key`
         (default ~/.config/flowscope/pseudonym.key, created if absent) unless `pseudonymize`
         is False. Another analysis' directory is not overwritten without `force`. Returns
         the files written; what could not be written (no Chromium: no PDF) is in
-        `write_notes`."""
+        `write_notes`. With `scenario` (the auditor's action log, a CSV file: docs/metadata.md
+        §7), each action is aligned with the events it caused into actions.parquet, within
+        `scenario_tolerance_s` seconds (default 5)."""
         from flowscope import report as _report
         files, self.write_notes = _report.write(self, out, force=force, report=report, pdf=pdf,
-                                                pseudonymize=pseudonymize, pseudonym_key=pseudonym_key)
+                                                pseudonymize=pseudonymize, pseudonym_key=pseudonym_key,
+                                                scenario=scenario, scenario_tolerance_s=scenario_tolerance_s)
         return files
+
+
+def align(out, scenario, tolerance_s: float = 5.0, *, force: bool = False) -> list[Path]:
+    """Add a scenario (the auditor's action log, CSV `time,action,peer,note`) to the analysis
+    written in directory `out`: actions.parquet, summary.json `scenario`, the report's
+    "Scripted session", manifest.json updated. Returns the files written."""
+    from flowscope import report as _report
+    files, _notes = _report.align(out, scenario, tolerance_s, force=force)
+    return files
+
+
+def diff(dir_a, dir_b):
+    """Two written analyses side by side (flowscope.report.diff.Diff: .text(), .to_dict(), .html())."""
+    from flowscope.report.diff import compare
+    return compare(dir_a, dir_b)
 
 
 _ENGINES = ("local", "dask")

@@ -42,10 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --engine dask: split uncompressed classic pcaps into ~MB MiB chunks "
                         "(default 256; 0: whole files)")
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    a.add_argument("--scenario", metavar="FILE",
+                   help="the auditor's action log (CSV time,action,peer,note): align each action with the "
+                        "events it caused into DIR/actions.parquet")
+    a.add_argument("--scenario-tolerance", type=float, metavar="S",
+                   help="with --scenario: how far (s) an event may lie from its action (default 5)")
     _add_analysis_options(a)
     r = sub.add_parser("report", help="re-render charts, report.html and report.pdf from the tables in DIR")
     r.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
     r.add_argument("--force", action="store_true", help="render even if the tables changed since the analysis")
+    al = sub.add_parser("align", help="add a scenario (the auditor's action log) to an analysis in DIR: "
+                        "actions.parquet, summary.json, report, manifest.json")
+    al.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
+    al.add_argument("scenario", metavar="FILE", help="CSV time,action,peer,note (docs/metadata.md §7)")
+    al.add_argument("--scenario-tolerance", type=float, metavar="S",
+                    help="how far (s) an event may lie from its action (default 5)")
+    al.add_argument("--force", action="store_true", help="align even if the tables changed since the analysis")
+    df = sub.add_parser("diff", help="two analyses side by side: services, destinations, bytes, events, "
+                        "new and vanished endpoints")
+    df.add_argument("dir_a", metavar="DIR_A", help="an output directory of flowscope analyze (before)")
+    df.add_argument("dir_b", metavar="DIR_B", help="another one (after)")
+    out_form = df.add_mutually_exclusive_group()
+    out_form.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    df.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     v = sub.add_parser("verify", help="re-check the SHA-256 of every file manifest.json lists")
     v.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
     v.add_argument("--outputs-only", action="store_true",
@@ -153,9 +172,22 @@ def write_options(args) -> dict:
             "pseudonym_key": args.pseudonym_key}
 
 
+def _check_tolerance(args) -> None:
+    from flowscope.errors import UsageError
+    if args.scenario_tolerance is not None and not args.scenario_tolerance >= 0:
+        raise UsageError(f"--scenario-tolerance must be >= 0 (got {args.scenario_tolerance})")
+
+
 def cmd_analyze(args) -> int:
     from flowscope import hashing
     _check_pseudonym_options(args)
+    _check_tolerance(args)
+    if args.scenario_tolerance is not None and not args.scenario:
+        from flowscope.errors import UsageError
+        raise UsageError("--scenario-tolerance needs --scenario")
+    if args.scenario:  # a bad row fails before the captures are read
+        from flowscope.scenario import read_scenario
+        read_scenario(args.scenario)
     engine = _engine_options(args)
     # In-process, hash while the imports below run; on a cluster, workers hash the files.
     hashes = None if engine else hashing.start(args.captures)
@@ -168,11 +200,13 @@ def cmd_analyze(args) -> int:
         total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
         show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
         result = AnalysisResult.from_finished(_run_with_progress(args.captures, settings, show, hashes), settings)
-    result.write(out, force=args.force, **write_options(args))
+    result.write(out, force=args.force, scenario=args.scenario, scenario_tolerance_s=args.scenario_tolerance,
+                 **write_options(args))
     for err in result.errors:
         say(f"flowscope: error: {err}", file=sys.stderr)
     if not args.quiet:
         _print_summary(result, out)
+        _print_scenario(out)
         _print_written(out, result.write_notes)
     return 1 if result.errors else 0
 
@@ -187,6 +221,48 @@ def cmd_report(args) -> int:
     from flowscope import report
     _files, notes = report.render(args.dir, force=args.force)
     _print_written(Path(args.dir), notes)
+    return 0
+
+
+def cmd_align(args) -> int:
+    from flowscope import report
+    _check_tolerance(args)
+    _files, notes = report.align(args.dir, args.scenario, args.scenario_tolerance, force=args.force)
+    _print_scenario(Path(args.dir))
+    _print_written(Path(args.dir), notes)
+    return 0
+
+
+def _print_scenario(out: Path) -> None:
+    import json
+    sc = json.loads((out / "summary.json").read_text()).get("scenario")
+    if not sc:
+        return
+    say(f"scripted session: {sc['matched']} of {sc['actions']} actions matched within {sc['tolerance_s']:g} s")
+    for kind, row in sc["by_action"].items():
+        lag = "" if row["median_lag_s"] is None else f", median lag {row['median_lag_s']:+.2f} s"
+        say(f"  {kind}: {row['matched']}/{row['actions']}{lag}")
+    for kind, row in sc["by_event_kind"].items():
+        p = "-" if row["precision"] is None else f"{row['precision']:.2f}"
+        r = "-" if row["recall"] is None else f"{row['recall']:.2f}"
+        say(f"  {kind} events: precision {p}, recall {r}")
+    if sc["unexplained_events"]:
+        say("  events near no action: " + ", ".join(f"{k} {v}" for k, v in sc["unexplained_events"].items()))
+
+
+def cmd_diff(args) -> int:
+    import json
+    from flowscope.report.diff import compare
+    d = compare(args.dir_a, args.dir_b)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2))   # json.dumps escapes control characters
+    else:
+        for line in d.text().splitlines():
+            say(line)
+    if args.html:
+        Path(args.html).write_text(d.html(), encoding="utf-8")
+        if not args.json:
+            say(f"wrote {args.html}")
     return 0
 
 
@@ -233,6 +309,8 @@ def _print_summary(result, out: Path) -> None:
         kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
         say(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
               f"{md['frames']['frames_down']:,} down); events: {kinds}")
+        for w in md.get("warnings", []):
+            say(f"note: {w}")
 
 
 def _print_written(out: Path, notes: list[str]) -> None:
@@ -257,6 +335,10 @@ def main(argv=None) -> int:
             return cmd_report(args)
         if args.command == "verify":
             return cmd_verify(args)
+        if args.command == "align":
+            return cmd_align(args)
+        if args.command == "diff":
+            return cmd_diff(args)
     except FlowscopeError as exc:
         say(f"flowscope: error: {exc}", file=sys.stderr)
         return 2

@@ -95,7 +95,7 @@ METADATA = (
     Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
     Column("frame_gaps", pa.int64(), "Holes in the walked streams: stream bytes the capture does not hold (a lost segment, a snaplen cut). A hole inside a frame whose header was read keeps the walk in step; after any other the walk resynchronises, and frames inside the hole are not counted."),
     Column("frame_sync", pa.string(), "How the frame walk found its first frame boundary: prologue (the stream start was captured: the WhatsApp prologue, or the ClientHello of WhatsApp Web), resync (a connection already open: a chain of frame or TLS record headers locked, metadata/framewalk.py), or null (not walked)."),
-    Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted; for a walked chat flow, its outbound message events, each naming at least one recipient to the operator (a lower bound on recipient identifiers sent); null otherwise."),
+    Column("counterparts", pa.int64(), "Counterparts the flow reveals (docs/metadata.md): 1 for a direct call leg (the other party's own address is remote_ip); for a relayed call leg, the distinct relays the call contacted (the same number on every leg of the call: never add it up over legs); for a walked chat flow, the recipient devices its outbound message events address (low end of each estimate, a lower bound on recipient identifiers sent); null otherwise."),
     Column("counterparts_basis", pa.string(), "How counterparts was derived: p2p-peer, call-relays, chat-outbound-messages, or empty."),
 )
 
@@ -115,15 +115,42 @@ EVENTS = (
     Column("event_id", pa.int64(), "Sequential id in order of ts_start (ties: flow_id, then kind)."),
     Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the call's first leg; detail lists every leg)."),
     Column("service", pa.string(), "Service of the flow (flows.parquet service)."),
-    Column("kind", pa.string(), "message, receipt, presence, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
+    Column("kind", pa.string(), "message, receipt, presence, keepalive, contact-sync, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
     Column("ts_start", TS_TYPE, "First packet or frame of the event (a frame's ts_first)."),
     Column("ts_end", TS_TYPE, "Last packet or frame of the event (a frame's ts)."),
     Column("direction", pa.string(), "Who started it: up (the local device), down (the other end); both for handshakes and calls; for a flow event the side(s) that sent payload; for media the side that sent the bulk."),
     Column("bytes", pa.int64(), "Frame bytes of the event (chat: frame_bytes summed), else IP bytes."),
     Column("frames", pa.int64(), "Frames in the event (0 where not a chat event)."),
     Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing, docs/metadata.md)."),
-    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down='; call 'duration_s= relays= p2p_legs= flows=<flow ids>'; media and flow 'bytes_up= bytes_down='."),
+    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down= bytes_up= bytes_down=' (frame bytes), outbound messages also 'devices=LOW-HIGH' (recipient devices estimated from the frame size), contact syncs 'contacts= contacts_range= formula= number_length='; call 'duration_s= relays= p2p_legs= bytes_up= bytes_down= flows=<flow ids>'; media and flow 'bytes_up= bytes_down=' (IP bytes)."),
 )
+
+ACTIONS = (
+    Column("action_id", pa.int64(), "Row of the action in the scenario file, from 0 (file order)."),
+    Column("time", TS_TYPE, "When the auditor noted the action (the file's time, converted to UTC)."),
+    Column("action", pa.string(), "message_sent, message_received, media_sent, media_received, call_started, call_ended, contact_added, app_opened, app_closed or other."),
+    Column("peer", pa.string(), "The auditor's alias for the other party (contact-A, group-1), as written in the scenario: never a capture value, not pseudonymised (write no phone number in it)."),
+    Column("note", pa.string(), "The auditor's free text, as written."),
+    Column("matched", pa.bool_(), "At least one event of a kind the action implies lay within the tolerance (docs/metadata.md §7)."),
+    Column("event_ids", pa.list_(pa.int64()), "The events assigned to the action (events.parquet event_id), earliest first; each event goes to the nearest action that implies it."),
+    Column("lag_s", pa.float64(), "First matched event's start (its end for call_ended) minus the action time, seconds; null if unmatched."),
+    Column("services", pa.list_(pa.string()), "Services of the flows of the matched events (for a call: every leg)."),
+    Column("remote_countries", pa.list_(pa.string()), "Countries where those flows' remote endpoints stand."),
+    Column("regions", pa.list_(pa.string()), "GDPR regions of those endpoints (eu, eea, adequate, third, unknown)."),
+    Column("operators", pa.list_(pa.string()), "Organisations that run those endpoints."),
+    Column("bytes_up", pa.int64(), "Bytes the matched events sent from the local device (frame bytes for chat events, IP bytes for calls, media and other flows)."),
+    Column("bytes_down", pa.int64(), "Bytes the matched events brought to the local device (same units)."),
+)
+
+SCENARIO_SUMMARY_FIELDS = {
+    "actions": "Actions in the scenario file.",
+    "matched": "Actions with at least one event of a kind they imply.",
+    "tolerance_s": "How far (s) an event's anchor time may lie from the action time.",
+    "session": "first_action, last_action: the span over which precision is counted.",
+    "by_action": "Per action kind: actions, matched, median_lag_s.",
+    "by_event_kind": "Per event kind some action implies: actions (implying it), actions_found (with such an event), recall = actions_found / actions; events (of that kind within the session span, +- tolerance), events_matched (assigned to an action implying the kind), precision = events_matched / events.",
+    "unexplained_events": "Per event kind: events within the tolerance of no action (keep-alives, background syncs, what the app did on its own).",
+}
 
 CAPTURE_FIELDS = {
     "path": "The file as given on the command line.",
@@ -145,8 +172,13 @@ METADATA_SUMMARY_FIELDS = {
     "events_by_kind": "Events per kind.",
     "calls": "Calls (WhatsApp call legs of one device within 60 s of each other).",
     "call_seconds": "Their summed duration, first to last packet of any leg, s.",
-    "p2p_peers": "Distinct peer addresses of direct call legs.",
+    "heuristics_version": "Version of the event heuristics (kinds, thresholds, estimates: docs/metadata.md); also in manifest.json.",
+    "p2p_peers": "People: distinct peer addresses of direct call legs.",
+    "call_relays": "Infrastructure: distinct relay addresses per call, summed over calls (each relay counted once per call, not once per leg).",
     "outbound_messages": "Message events sent by the local devices (each names a recipient to the operator).",
+    "recipient_devices_min": "People: the low end of the recipient devices the outbound messages address, summed (frame size, about 115 B per extra device; includes the sender's own companion devices).",
+    "meta_servers": "Infrastructure: distinct remote addresses of WhatsApp/Meta flows other than call relays and peers (special addresses such as a local resolver excluded).",
+    "warnings": "Lines that say the heuristics may not fit this capture, e.g. a chat handshake whose first client frame has a size not seen before.",
     "bytes_by_service": "IP bytes of WhatsApp/Meta flows per service (metadata.volume.volume_by).",
     "leaving_eu_eea": "Per basis (location: region of the remote end; operator: operator_country): flows, bytes, bytes_eu_eea, bytes_outside, bytes_unknown, share_outside, share_not_eu_eea (metadata.volume.leaving_eu).",
     "local_devices": "Distinct local addresses with WhatsApp/Meta flows (metadata.volume.per_device).",
@@ -179,6 +211,13 @@ def markdown() -> str:
               "Present when classification ran; how each number is derived: docs/metadata.md.", "",
               "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in METADATA_SUMMARY_FIELDS.items()]
+    lines += ["", "## actions.parquet", "",
+              "Written when a scenario (the auditor's action log) is given: `flowscope analyze --scenario FILE`",
+              "or `flowscope align DIR FILE`. One row an action; the rule in docs/metadata.md §7.", "",
+              "| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in ACTIONS]
+    lines += ["", "## summary.json: `scenario`", "", "Present with a scenario.", "", "| field | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in SCENARIO_SUMMARY_FIELDS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -5,8 +5,12 @@
 - call-relays: a relayed leg shows only Meta's relays; the count is the distinct relay
   addresses the call contacted (the peer stays behind them).
 - chat-outbound-messages: a server-relayed chat flow (mobile or Web) names a recipient in
-  every message it sends; the count is the outbound message-like events, a lower bound on
-  recipient identifiers sent (a group message or a burst names several).
+  every message it sends; the count is the low end of the recipient devices each outbound
+  message event addresses (its frame size, events.recipient_devices), a lower bound on
+  recipient identifiers sent (a burst of several messages is counted once).
+
+Per-flow values must not be added up across the legs of a call: every relayed leg carries
+the call's relay count (summary.json metadata.call_relays counts each call's relays once).
 Every other flow: null, basis empty. docs/metadata.md states the derivations.
 """
 from __future__ import annotations
@@ -28,7 +32,15 @@ def per_flow(flow_ids: list, chat_events: list[dict], calls: list, walked: set) 
     sent: dict[int, int] = {}
     for e in chat_events:
         if e["kind"] == "message" and e["direction"] == "up":
-            sent[e["flow_id"]] = sent.get(e["flow_id"], 0) + 1
+            sent[e["flow_id"]] = sent.get(e["flow_id"], 0) + devices_low(e.get("detail", ""))
     for fid in walked:
         value[fid], basis[fid] = int(sent.get(fid, 0)), CHAT
     return [value.get(f) for f in flow_ids], [basis.get(f, "") for f in flow_ids]
+
+
+def devices_low(detail: str) -> int:
+    """The low end of `devices=LO-HI` in a message event's detail (1 where absent)."""
+    for part in detail.split():
+        if part.startswith("devices="):
+            return int(part[len("devices="):].split("-")[0])
+    return 1

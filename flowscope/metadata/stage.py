@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import schema
-from flowscope.metadata import counterparts, events as events_mod, volume
+from flowscope.metadata import counterparts, events as events_mod, handshake, volume
 from flowscope.sides import local_is_orig_columns
 from flowscope.metadata.walked import Walked, reported
 
@@ -41,7 +41,7 @@ def describe(table: pa.Table, walks):
     per_flow, units = _frames_by_flow(frames)
     events, calls, chat = events_mod.build(_flows_view(table, local), per_flow, units)
     table = _append_metadata(table, walked, chat, calls)
-    return table, frames, events, _notes(walked, events, calls, table)
+    return table, frames, events, _notes(walked, events, calls, table, per_flow, units)
 
 
 def _flows_view(table: pa.Table, local) -> pa.Table:
@@ -94,11 +94,15 @@ def _append_metadata(table: pa.Table, walked: Walked, chat: list, calls: list) -
     return table
 
 
-def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> dict:
+def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table, per_flow: dict,
+           units: dict) -> dict:
     counts = list(walked.counts.values())
     kinds = events.group_by("kind").aggregate([([], "count_all")]).to_pydict()
-    directions = events.select(["kind", "direction"]).to_pydict()
+    directions = events.select(["kind", "direction", "detail"]).to_pydict()
+    sent = [d for k, w, d in zip(directions["kind"], directions["direction"], directions["detail"])
+            if k == "message" and w == "up"]
     return {
+        "heuristics_version": events_mod.HEURISTICS_VERSION,
         "frames": {"flows_walked": len(counts), "flows_resync": sum(v == "resync" for v in walked.sync.values()),
                    "frames_up": sum(c[0] for c in counts),
                    "frames_down": sum(c[1] for c in counts), "gaps": sum(c[2] for c in counts),
@@ -107,7 +111,21 @@ def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table) -> di
         "calls": len(calls),
         "call_seconds": round(sum((c.ts_end - c.ts_start) / 1e9 for c in calls), 3),
         "p2p_peers": len({p for c in calls for p in c.peers}),
-        "outbound_messages": sum(k == "message" and d == "up"
-                                 for k, d in zip(directions["kind"], directions["direction"])),
+        "call_relays": sum(len(c.relays) for c in calls),
+        "outbound_messages": len(sent),
+        "recipient_devices_min": sum(counterparts.devices_low(d) for d in sent),
+        "meta_servers": _meta_servers(table, calls),
+        "warnings": handshake.warnings(per_flow, units, walked.sync),
         **volume.summary(table),
     }
+
+
+def _meta_servers(table: pa.Table, calls: list) -> int:
+    """Distinct remote addresses of WhatsApp/Meta flows that are neither call relays nor
+    call peers: the servers (edges, CDNs, resolvers) that saw the devices."""
+    meta = table.filter(pc.fill_null(table["is_meta"], False))
+    legs = {p for c in calls for p in c.relays | c.peers}
+    remote = meta["remote_ip"] if meta["remote_ip"].null_count < meta.num_rows else meta["resp_ip"]
+    # a resolver asked for a Meta name is a private or special address: not Meta's server
+    special = pc.fill_null(pc.starts_with(meta["geo_source"], "special:"), False).to_pylist()
+    return len({ip for ip, sp in zip(remote.to_pylist(), special) if ip and not sp and ip not in legs})

@@ -1,27 +1,34 @@
 """Report stage: the evidence directory an analysis leaves behind.
 
     DIR/flows.parquet, events.parquet, frames.parquet   the tables (pseudonymised)
+    DIR/actions.parquet                                 the scripted session (with a scenario)
     DIR/summary.json                                    per-capture statistics, catalog, databases
     DIR/charts/*.png, report.html, report.pdf           the report, rendered from those tables
     DIR/manifest.json                                   SHA-256 of every input and output
 
 `write(result, DIR)` writes it all (what `AnalysisResult.write` and `flowscope analyze`
-call); `render(DIR)` re-renders the report from the tables; `verify(DIR)` re-checks the hashes.
+call); `render(DIR)` re-renders the report from the tables; `align(DIR, FILE)` adds a
+scenario to a written analysis; `verify(DIR)` re-checks the hashes.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["render", "verify", "write"]
+__all__ = ["align", "render", "verify", "write"]
 
 
 
 def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = True,
-          pseudonymize: bool = True, pseudonym_key=None) -> tuple[list[Path], list[str]]:
-    """Write tables, report and manifest for `result` into `out`; (files written, notes)."""
+          pseudonymize: bool = True, pseudonym_key=None, scenario=None,
+          scenario_tolerance_s: float | None = None) -> tuple[list[Path], list[str]]:
+    """Write tables, report and manifest for `result` into `out`; (files written, notes).
+    With `scenario` (a CSV file), also the scripted session (actions.parquet)."""
     from flowscope.report import manifest as mf
     from flowscope.report import pseudonym, tables
     out = Path(out)
+    if scenario is not None:  # a bad scenario row must fail before anything is written
+        from flowscope.scenario import read_scenario
+        read_scenario(scenario)
     tables.check_out_dir(out, [c.sha256 for c in result.captures], force)
     scrub, key_id = None, None
     if pseudonymize:  # the key first: a bad key must fail before anything is written
@@ -30,6 +37,8 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
     out.mkdir(parents=True, exist_ok=True)
     tables.clear_outputs(out)
     files = tables.write_tables(result, out, scrub)
+    if scenario is not None:
+        files = _attach(out, scenario, scenario_tolerance_s, files)
     notes: list[str] = []
     privacy = {"pseudonymized": pseudonymize, "pseudonym_key_id": key_id}
     if report:
@@ -37,6 +46,45 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
     summary = _read_summary(out)
     settings = {"report": report, "pdf": (out / "report.pdf").is_file(), **privacy}
     base = mf.build(summary, result.analysed_at, settings, mf.database_hashes(summary))
+    files.append(mf.write(out, base))
+    return files, notes
+
+
+def _attach(out: Path, scenario, tolerance_s, files: list) -> list:
+    from flowscope.scenario import DEFAULT_TOLERANCE_S
+    from flowscope.scenario.evidence import attach
+    written = attach(out, scenario, DEFAULT_TOLERANCE_S if tolerance_s is None else tolerance_s)
+    return [f for f in files if f not in written] + written
+
+
+def align(out, scenario, tolerance_s: float | None = None, *, force: bool = False,
+          pdf: bool = True) -> tuple[list[Path], list[str]]:
+    """Add a scenario to the analysis written in `out`: actions.parquet, summary.json's
+    `scenario` section, the report re-rendered (if one was written), the manifest updated
+    so that `flowscope verify` passes. Evidence changed since its manifest is refused
+    without `force`."""
+    from flowscope.errors import UsageError
+    from flowscope.report import manifest as mf
+    from flowscope.report.data import load
+    from flowscope.scenario import read_scenario
+    out = Path(out)
+    read_scenario(scenario)
+    recorded = mf.read(out) or {}
+    changed = _changed_tables(out, recorded.get("outputs") or {})
+    if changed and not force:
+        raise UsageError(f"{out}: {', '.join(changed)} changed since the analysis (see flowscope verify); "
+                         "use --force to align anyway")
+    load(out)
+    files = _attach(out, scenario, tolerance_s, [])
+    notes: list[str] = []
+    report_settings = (recorded.get("settings") or {}).get("report") or {}
+    if report_settings.get("report", True):
+        privacy = {k: report_settings.get(k) for k in ("pseudonymized", "pseudonym_key_id")}
+        files, notes = _render(out, recorded.get("analysed_at") or mf.now_utc(), privacy,
+                               pdf and bool(report_settings.get("pdf", True)), files, notes)
+    summary = _read_summary(out)
+    base = {k: v for k, v in recorded.items() if k != "outputs"} or mf.build(summary, mf.now_utc(), {}, {})
+    base.update(mf.scenario_entry(summary))
     files.append(mf.write(out, base))
     return files, notes
 

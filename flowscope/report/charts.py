@@ -48,8 +48,9 @@ REGION_COLOURS = {"eu": "#3b7dd8", "eea": "#69a7e8", "adequate": "#f0a030", "thi
                   "unknown": "#bdbdbd"}
 REGION_LABELS = {"eu": "EU", "eea": "EEA (IS, LI, NO)", "adequate": "adequacy decision",
                  "third": "third country", "unknown": "not located"}
-KIND_COLOURS = {"message": "#d95f02", "receipt": "#7570b3", "presence": "#e7298a",
-                "handshake": "#666666", "call": "#1b9e77", "media": "#1f78b4", "flow": "#a6761d"}
+KIND_COLOURS = {"message": "#d95f02", "receipt": "#7570b3", "presence": "#e7298a", "keepalive": "#bbbbbb",
+                "contact-sync": "#e31a1c", "handshake": "#666666", "call": "#1b9e77", "media": "#1f78b4",
+                "flow": "#a6761d"}
 VERDICT_COLOURS = {"consistent": "#1a9850", "impossible": "#d73027"}
 TOP_COUNTRIES = 12
 TOP_ENDPOINTS = 20

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import UsageError
 
-from flowscope.report.names import EVENTS, FLOWS, FRAMES, SUMMARY
+from flowscope.report.names import ACTIONS, EVENTS, FLOWS, FRAMES, SUMMARY
 
 
 @dataclass
@@ -24,6 +24,7 @@ class ReportData:
     summary: dict
     events: pd.DataFrame | None = None   # None: the metadata stage did not write events.parquet
     frames: pd.DataFrame | None = None
+    actions: pd.DataFrame | None = None  # the scripted session's actions (a scenario was given)
 
     def has(self, column: str) -> bool:
         """The flows table has `column` with at least one value (not null everywhere)."""
@@ -37,7 +38,8 @@ def load(out_dir) -> ReportData:
     try:
         summary = json.loads((out / SUMMARY).read_text())
         return ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
-                          events=_optional(out / EVENTS), frames=_optional(out / FRAMES))
+                          events=_optional(out / EVENTS), frames=_optional(out / FRAMES),
+                          actions=_optional(out / ACTIONS))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
 

@@ -41,7 +41,9 @@ class Findings:
     jurisdiction: dict | None = None            # operator_country -> Meta IP bytes
     outside_jurisdiction: Share | None = None   # Meta bytes to operators outside the EU/EEA
     peers: pd.DataFrame | None = None           # one row a call peer
-    counterparts: dict | None = None            # counterparts_basis -> sum
+    counterparts: dict | None = None            # counterparts_basis -> sum over flows (relays: per leg!)
+    people: dict | None = None                  # who the operator learns of: call peers, recipient devices
+    infrastructure: dict | None = None          # what the devices talked to: call relays (once per call), servers
     impossible: int | None = None               # flows whose database location physics rules out
     vantage: str | None = None
     missing: dict = field(default_factory=dict) # finding name -> why it is not available
@@ -66,6 +68,7 @@ def compute(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> 
         f.peers = call_peers(flows)
     _events(f, flows, events)
     _counterparts(f, flows)
+    _people_and_infrastructure(f, flows, events, summary)
     return f
 
 
@@ -138,3 +141,30 @@ def _counterparts(f: Findings, flows: pd.DataFrame) -> None:
         return
     basis = flows["counterparts_basis"].fillna("").replace("", "unspecified")
     f.counterparts = {k: int(v) for k, v in flows["counterparts"].fillna(0).groupby(basis).sum().sort_index().items()}
+
+
+def _people_and_infrastructure(f: Findings, flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> None:
+    """People counted once (distinct call peers; recipient devices of outbound messages)
+    and infrastructure (relays counted once per call, not once per leg; servers)."""
+    if f.counterparts is None:
+        return
+    basis = flows["counterparts_basis"].fillna("")
+    remote = flows["remote_ip"] if "remote_ip" in flows and flows["remote_ip"].notna().any() else flows["resp_ip"]
+    sent = 0 if events is None else int(((events["kind"] == "message") & (events["direction"] == "up")).sum())
+    f.people = {"call peers": int(remote[basis == "p2p-peer"].nunique()),
+                "recipient devices (at least)": int(flows.loc[basis == "chat-outbound-messages", "counterparts"]
+                                                    .fillna(0).sum()),
+                "outbound messages": sent}
+    md = summary.get("metadata") or {}
+    calls = None if events is None else events[events["kind"] == "call"]
+    if "call_relays" in md:
+        relays = int(md["call_relays"])
+    elif calls is not None:
+        relays = sum(int(d.split("relays=")[1].split()[0]) for d in calls["detail"] if "relays=" in (d or ""))
+    else:  # no call grouping: distinct relay addresses (equal to the per-call sum for one call)
+        relays = int(remote[basis == "call-relays"].nunique())
+    legs = basis.isin(["p2p-peer", "call-relays"])
+    meta = meta_mask(flows) & ~legs
+    special = flows["geo_source"].fillna("").str.startswith("special:") if "geo_source" in flows else False
+    f.infrastructure = {"call relays": relays, "calls": int(md.get("calls", 0 if calls is None else len(calls))),
+                        "servers": int(md.get("meta_servers", remote[meta & ~special].nunique()))}

@@ -41,7 +41,8 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str, privacy: dict) -> str:
+def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str, privacy: dict,
+                scripted=None) -> str:
     summary = data.summary
     return _environment().get_template("report.html.j2").render(
         title=_title(summary), period=period_text(data.flows), version=__version__,
@@ -49,7 +50,7 @@ def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str,
         endpoints=endpoint_rows(data.flows), method=METHOD, warnings=_warnings(summary),
         captures=_captures(summary), databases=_databases(summary), dbip=readers.DBIP_ATTRIBUTION,
         sources=_sources(summary), settings=_settings(summary, privacy),
-        controller_note=operators.EU_CONTROLLER_NOTE)
+        controller_note=operators.EU_CONTROLLER_NOTE, scripted=scripted)
 
 
 def _title(summary: dict) -> str:
@@ -91,12 +92,26 @@ def findings_items(f: Findings) -> list[dict]:
         f"{_pct(f.outside_jurisdiction)} of WhatsApp/Meta IP bytes ({_n(f.outside_jurisdiction.part)} bytes)",
         _jurisdiction_note(f), key="location")
     add("Call peers exposed", None if f.peers is None else _peers_value(f.peers), _peers_note(f.peers), key="peers")
-    add("Counterparts revealed", None if f.counterparts is None else _n(sum(f.counterparts.values())),
-        ", ".join(f"{k} {_n(v)}" for k, v in (f.counterparts or {}).items()), key="counterparts")
+    add("Counterparts revealed: people", None if f.people is None else _people_value(f.people),
+        "distinct call peers (their own addresses); recipient devices the outbound messages address, "
+        "estimated from frame sizes (a lower bound; the sender's own companion devices included)",
+        key="counterparts")
+    add("Infrastructure contacted", None if f.infrastructure is None else _infrastructure_value(f.infrastructure),
+        "relays counted once per call (not once per leg); servers: other WhatsApp/Meta addresses",
+        key="counterparts")
     add("Locations ruled out by physics", None if f.impossible is None else
         f"{_n(f.impossible)} flows", f"RTT bound checked from the vantage point {f.vantage}" if f.vantage else "",
         key="impossible")
     return items
+
+
+def _people_value(p: dict) -> str:
+    return (f"{_n(p['call peers'])} call peer(s), {_n(p['recipient devices (at least)'])} recipient device(s) "
+            f"in {_n(p['outbound messages'])} outbound message(s)")
+
+
+def _infrastructure_value(i: dict) -> str:
+    return f"{_n(i['call relays'])} call relay(s) in {_n(i['calls'])} call(s), {_n(i['servers'])} server(s)"
 
 
 def _location_note(f: Findings) -> str:
@@ -176,7 +191,8 @@ def _check(v) -> str:
 
 
 def _warnings(summary: dict) -> list[str]:
-    return list((summary.get("geo") or {}).get("warnings", []))
+    return list((summary.get("geo") or {}).get("warnings", [])) + \
+        list((summary.get("metadata") or {}).get("warnings", []))
 
 
 def _captures(summary: dict) -> list[dict]:

@@ -59,7 +59,16 @@ def build(summary: dict, analysed_at: str, report_settings: dict, database_files
                        "sha256": (database_files or {}).get(d.get("path"))} for d in geo.get("databases", [])],
         "data_files": _data_files(geo),
         "settings": {"analysis": summary.get("settings"), "report": report_settings},
+        "heuristics_version": (summary.get("metadata") or {}).get("heuristics_version"),
+        **scenario_entry(summary),
     }
+
+
+def scenario_entry(summary: dict) -> dict:
+    """The scenario file an alignment read (path and SHA-256), when there was one."""
+    sc = summary.get("scenario")
+    return {"scenario": {"path": sc.get("file"), "sha256": sc.get("sha256"),
+                         "tolerance_s": sc.get("tolerance_s")}} if sc else {}
 
 
 def _data_files(geo: dict) -> dict:

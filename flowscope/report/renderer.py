@@ -10,6 +10,7 @@ from flowscope.report import findings as fd
 from flowscope.report.data import ReportData, load
 from flowscope.report.names import CHARTS, HTML, PDF
 from flowscope.report.html import Chart, render_html
+from flowscope.report.scripted import build as build_scripted
 from flowscope.report.text import caption
 
 
@@ -57,9 +58,11 @@ def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True) ->
     out = Path(out_dir)
     data = load(out)
     charts = build_charts(data)
+    scripted = build_scripted(data, caption(data.summary, data.flows))
     result = Rendered()
-    result.files += _write_charts(out, charts)
-    html = render_html(data, fd.compute(data.flows, data.events, data.summary), charts, analysed_at, privacy)
+    result.files += _write_charts(out, charts + ([scripted.chart] if scripted else []))
+    html = render_html(data, fd.compute(data.flows, data.events, data.summary), charts, analysed_at, privacy,
+                       scripted)
     result.files.append(_write_text(out / HTML, html))
     (out / PDF).unlink(missing_ok=True)  # never leave a PDF of another rendering behind
     if pdf:

@@ -104,12 +104,26 @@ def test_every_other_meta_flow_is_one_event(result):
     assert not set(ev.flow_id) - set(f[f.is_meta].flow_id)
 
 
-def test_chat_counterparts_count_outbound_messages(result, truth):
+def test_chat_counterparts_count_recipient_devices_of_outbound_messages(result, truth):
+    from flowscope.metadata.events import recipient_devices
     f = result.flows.set_index("flow_id")
+    ev = result.events
+    total = 0
     for t in _chat_flows(truth):
-        sent = sum(e["kind"] == "message" and e["direction"] == "up" for e in t["events"])
-        row = f.loc[_flow(result, t)]
-        assert (row.counterparts, row.counterparts_basis) == (sent, "chat-outbound-messages")
+        fid = _flow(result, t)
+        sent = ev[(ev.flow_id == fid) & (ev.kind == "message") & (ev.direction == "up")]
+        assert len(sent) == sum(e["kind"] == "message" and e["direction"] == "up" for e in t["events"])
+        devices = 0
+        for e in sent.itertuples():
+            fields = dict(kv.split("=") for kv in e.detail.split())
+            low, high = recipient_devices(int(fields["max_up"]))
+            assert fields["devices"] == f"{low}-{high}"
+            devices += low
+        assert devices >= len(sent)
+        row = f.loc[fid]
+        assert (row.counterparts, row.counterparts_basis) == (devices, "chat-outbound-messages")
+        total += devices
+    assert result.summary["metadata"]["recipient_devices_min"] == total
     assert result.summary["metadata"]["outbound_messages"] == sum(
         e["kind"] == "message" and e["direction"] == "up" for t in _chat_flows(truth) for e in t["events"])
     assert set(f.counterparts_basis) == {"", "chat-outbound-messages", "call-relays", "p2p-peer"}

@@ -61,6 +61,19 @@ def test_events_and_counterparts_when_present():
     f = fd.compute(flows, events, {})
     assert f.events == 3 and f.events_by_kind == {"message": 2, "receipt": 1}
     assert f.counterparts == {"chat-outbound-messages": 3, "p2p-peer": 1}
+    assert f.people == {"call peers": 1, "recipient devices (at least)": 3, "outbound messages": 2}
+
+
+def test_relays_are_counted_once_per_call_not_once_per_leg():
+    # one call, three relays, four relay legs: every leg carries the call's 3
+    legs = [{"is_meta": True, "service": "whatsapp.call", "counterparts": 3, "counterparts_basis": "call-relays",
+             "remote_ip": ip, "resp_ip": ip} for ip in ("157.240.0.1", "157.240.0.2", "157.240.0.3", "157.240.0.1")]
+    flows = make_flows(*legs)
+    call = make_events({"kind": "call", "direction": "both", "detail": "duration_s=1.000 relays=3 p2p_legs=0 flows=0,1,2,3"})
+    f = fd.compute(flows, call, {})
+    assert f.counterparts == {"call-relays": 12}             # the per-flow sum: each relay once per leg
+    assert f.infrastructure["call relays"] == 3 and f.people["call peers"] == 0
+    assert fd.compute(flows, call, {"metadata": {"call_relays": 3, "calls": 1}}).infrastructure["calls"] == 1
 
 
 def test_what_is_missing_says_why():
