@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__version__ = "0.1.0"
-
-from flowscope.errors import CaptureError, FlowscopeError, UsageError  # noqa: E402
-from flowscope.settings import Settings  # noqa: E402
+from flowscope._version import __version__
+from flowscope.errors import CaptureError, FlowscopeError, UsageError
+from flowscope.settings import Settings
 
 __all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "UsageError",
            "__version__", "analyze"]

@@ -21,7 +21,7 @@ def say(line: str, file=None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flowscope import __version__
+    from flowscope._version import __version__
     p = argparse.ArgumentParser(prog="flowscope", description="Measure what metadata WhatsApp/Meta "
                                 "traffic reveals, from packet captures.")
     p.add_argument("--version", action="version", version=f"flowscope {__version__}")

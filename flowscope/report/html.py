@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.geo import operators, readers
 from flowscope.report.findings import Findings, ip_bytes, meta_mask
 from flowscope.report.text import METHOD, period_text
