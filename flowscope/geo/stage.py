@@ -34,6 +34,13 @@ class Place:
     accuracy_km: float | None = None
 
 
+def check_settings(settings) -> None:
+    """The geo settings a typo can spoil, checked before any capture is read (Settings is a
+    leaf and cannot read the airport table): raises UsageError naming the problem."""
+    if settings.vantage is not None:
+        physics.parse_vantage(settings.vantage)
+
+
 def open_for(settings) -> list:
     """The databases a run consults (embedded defaults + --geoip files + $FLOWSCOPE_GEOIP)."""
     return readers.open_databases(settings.geoip)

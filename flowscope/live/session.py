@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowscope import hashing
+from flowscope.geo.stage import check_settings
 from flowscope.live.engines import Drops, Engine, choose_engine, drops_from_isb
 from flowscope.live.options import LiveError, LiveOptions
 from flowscope.settings import Settings
@@ -110,6 +111,7 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
     `view` (view.LiveView) is ticked about every POLL_S; `on_ready(engine)` is called once
     packets are being captured."""
     settings = settings or Settings()
+    check_settings(settings)  # a bad --vantage fails now, not when the capture is analysed
     out_existed = options.out.exists()
     workdir = prepare_out(options)
     stopper = _Stopper()
