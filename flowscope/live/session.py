@@ -19,7 +19,8 @@ from pathlib import Path
 
 from flowscope import hashing
 from flowscope.geo.stage import check_settings
-from flowscope.live.engines import Drops, Engine, choose_engine, drops_from_isb
+from flowscope.live.dumpcap import DumpcapEngine
+from flowscope.live.engines import Drops, Engine, drops_from_isb
 from flowscope.live.options import LiveError, LiveOptions
 from flowscope.settings import Settings
 
@@ -89,6 +90,19 @@ class _Feeder:
 
 def _utc(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def choose_engine(options: LiveOptions, workdir: Path) -> Engine:
+    """dumpcap if it is on PATH, else scapy; neither: say what to install."""
+    path = shutil.which("dumpcap")
+    if path:
+        return DumpcapEngine(path, options, workdir)
+    try:  # imported here, not above: scapy is optional, and importing the sniffer imports it
+        from flowscope.live.sniffer import ScapyEngine
+    except ImportError:
+        raise LiveError("live capture needs dumpcap (Debian/Ubuntu: apt install tshark) "
+                        "or scapy (pip install scapy); neither is installed") from None
+    return ScapyEngine(options, workdir)
 
 
 def prepare_out(options: LiveOptions) -> Path:
