@@ -29,6 +29,7 @@ def main() -> None:
     from flowscope.flows.finalize import flow_order, to_table
     from flowscope.flows.merge import merge_parts
     from flowscope.flows.table import FlowTable
+    from flowscope.flows.timeouts import timeouts_ns
     from flowscope.settings import Settings
     from flowscope.sources import CaptureStats, open_capture
     imports = lap()
@@ -36,7 +37,7 @@ def main() -> None:
     cap = CaptureStats(path=path)
     reader = open_capture(path, cap)
     P = new_batch(s.batch_packets)
-    table = FlowTable(s.timeouts_ns(), s.dedup_ns())
+    table = FlowTable(timeouts_ns(s), s.dedup_ns())
     batches = reader.batches(P)
     buf, n = next(batches)
     table.add(P, n, 0, 0)
@@ -45,7 +46,7 @@ def main() -> None:
         table.add(P, n, 0, 0)
     table.flush()
     loop = lap()
-    merged, _dest = merge_parts(table.records(), s.timeouts_ns())
+    merged, _dest = merge_parts(table.records(), timeouts_ns(s))
     flows = to_table(merged[flow_order(merged)], [path], {})
     finish = lap()
     h = hashlib.sha256()

@@ -9,17 +9,18 @@
     >>> result.write("out/")         # tables, charts, report.html/pdf, manifest.json
     >>> flowscope.align("out/", "captures/sample_session.scenario.csv")  # the auditor's action log
     >>> flowscope.diff("out/", "other/").text()                             # two analyses side by side
+    >>> flowscope.analyze(paths, on_progress=print)  # a flowscope.Progress about once a batch
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__version__ = "0.1.0"
+from flowscope._version import __version__
+from flowscope.errors import CaptureError, FlowscopeError, UsageError
+from flowscope.progress import Progress, ProgressHook, Tracker
+from flowscope.settings import Settings
 
-from flowscope.errors import CaptureError, FlowscopeError, UsageError  # noqa: E402
-from flowscope.settings import Settings  # noqa: E402
-
-__all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Settings", "UsageError",
+__all__ = ["AnalysisResult", "CaptureError", "FlowscopeError", "Progress", "Settings", "UsageError",
            "__version__", "align", "analyze", "diff"]
 
 
@@ -112,12 +113,20 @@ def diff(dir_a, dir_b):
 _ENGINES = ("local", "dask")
 
 
-def analyze(paths, settings: Settings | None = None, *, engine: str = "local", scheduler: str | None = None,
+def analyze(paths, settings: Settings | None = None, *, engine: str = "local",
+            on_progress: ProgressHook | None = None, scheduler: str | None = None,
             workers: int | None = None, chunk_bytes: int | None = None, **options) -> AnalysisResult:
     """Analyse capture files (pcap, pcapng, optionally compressed) into an AnalysisResult.
 
-    `paths` is a path or a list of paths; keyword options override Settings fields.
-    Files that cannot be read are listed in `result.errors`; the others are analysed.
+    `paths` is a path or a list of paths; keyword options override Settings fields
+    (`analyze(path, geo=False, udp_idle_s=60)`). Files that cannot be read are listed in
+    `result.errors`; the others are analysed. A bad option raises UsageError.
+
+    `on_progress`, if given, is called with a `flowscope.Progress` about once a batch of
+    packets while the files are read in this process: the file's index and path, its bytes
+    read and size, and the run's bytes read and total (bytes on disk). The CLI's progress
+    bar is such a hook. With engine="dask" the workers read the files and it is not called.
+
     `engine="dask"` reads the files, and large classic pcaps in chunks of `chunk_bytes`
     (default 256 MiB; 0: never split), as tasks on a dask.distributed cluster: the one at
     `scheduler` ("tcp://host:8786"), else a local one of `workers` processes. The result
@@ -131,6 +140,8 @@ def analyze(paths, settings: Settings | None = None, *, engine: str = "local", s
         raise UsageError(f"analyze: workers must be >= 1 (got {workers})")
     if chunk_bytes is not None and chunk_bytes < 0:
         raise UsageError(f"analyze: chunk_bytes must be >= 0 (got {chunk_bytes})")
+    if on_progress is not None and not callable(on_progress):
+        raise UsageError(f"analyze: on_progress must be callable (got {type(on_progress).__name__})")
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [str(p) for p in paths]
@@ -144,6 +155,9 @@ def analyze(paths, settings: Settings | None = None, *, engine: str = "local", s
         finished = run_dask(paths, settings, scheduler, workers,
                             CHUNK_BYTES if chunk_bytes is None else chunk_bytes or None)
     else:
+        from flowscope import hashing
+        hashes = hashing.start(paths)  # on another core, while the imports below load numba and pandas
         from flowscope.pipeline import run
-        finished = run(paths, settings)
+        finished = run(paths, settings, on_progress=Tracker(paths, on_progress) if on_progress else None,
+                       hashes=hashes)
     return AnalysisResult.from_finished(finished, settings)

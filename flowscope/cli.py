@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from flowscope.terminal import printable
@@ -21,7 +22,7 @@ def say(line: str, file=None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flowscope import __version__
+    from flowscope._version import __version__
     p = argparse.ArgumentParser(prog="flowscope", description="Measure what metadata WhatsApp/Meta "
                                 "traffic reveals, from packet captures.")
     p.add_argument("--version", action="version", version=f"flowscope {__version__}")
@@ -120,7 +121,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args):
-    from flowscope.settings import Settings
+    from flowscope import Settings
     overrides = {"tcp_idle_s": args.tcp_idle, "udp_idle_s": args.udp_idle,
                  "dedup_window_ms": args.dedup_window_ms, "max_flows": args.max_flows,
                  "max_expansion": args.max_expansion}
@@ -129,21 +130,20 @@ def _settings(args):
                     **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _run_with_progress(paths, settings, show: bool, hashes):
-    from flowscope.pipeline import run
+@contextmanager
+def _progress_bar(show: bool):
+    """An on_progress hook for analyze() drawing a transient bar on stderr, or None."""
     if not show:
-        return run(paths, settings, hashes=hashes)
+        yield None
+        return
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
-    done = [0] * len(paths)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task("reading captures", total=sum(sizes))
+        task = bar.add_task("reading captures", total=None)
 
-        def on_progress(k, pos):
-            done[k] = pos
-            bar.update(task, completed=sum(done))
-        return run(paths, settings, on_progress=on_progress, hashes=hashes)
+        def on_progress(p):
+            bar.update(task, completed=p.bytes_read, total=p.total_bytes)
+        yield on_progress
 
 
 def _engine_options(args) -> dict:
@@ -179,7 +179,7 @@ def _check_tolerance(args) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from flowscope import hashing
+    from flowscope import analyze
     _check_pseudonym_options(args)
     _check_tolerance(args)
     if args.scenario_tolerance is not None and not args.scenario:
@@ -189,17 +189,14 @@ def cmd_analyze(args) -> int:
         from flowscope.scenario import read_scenario
         read_scenario(args.scenario)
     engine = _engine_options(args)
-    # In-process, hash while the imports below run; on a cluster, workers hash the files.
-    hashes = None if engine else hashing.start(args.captures)
-    from flowscope import AnalysisResult, analyze
     settings = _settings(args)
     out = Path(args.out)
-    if engine:
-        result = analyze(args.captures, settings, engine="dask", **engine)
-    else:
-        total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
-        show = not args.no_progress and not args.quiet and sys.stderr.isatty() and total > PROGRESS_MIN_BYTES
-        result = AnalysisResult.from_finished(_run_with_progress(args.captures, settings, show, hashes), settings)
+    # The bar is for big inputs read here; on a cluster the workers read and nothing reports.
+    total = sum(os.path.getsize(p) for p in args.captures if os.path.isfile(p))
+    show = (not engine and not args.no_progress and not args.quiet and sys.stderr.isatty()
+            and total > PROGRESS_MIN_BYTES)
+    with _progress_bar(show) as on_progress:
+        result = analyze(args.captures, settings, engine=args.engine, on_progress=on_progress, **engine)
     result.write(out, force=args.force, scenario=args.scenario, scenario_tolerance_s=args.scenario_tolerance,
                  **write_options(args))
     for err in result.errors:

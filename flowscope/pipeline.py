@@ -24,6 +24,7 @@ from flowscope.flows.finalize import flow_order, to_table
 from flowscope.flows.layout import CAPTURE, OPEN_AT_END, PART, SERIAL
 from flowscope.flows.merge import NOT_CHUNKED, MergedFlows, merge_parts
 from flowscope.flows.table import EXPIRE_EVERY_BATCHES, EXPIRE_SLACK_NS, FlowTable
+from flowscope.flows.timeouts import timeouts_ns
 from flowscope.settings import Settings
 from flowscope.sources import CaptureStats, open_capture
 
@@ -50,7 +51,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
     """Read one file (or, through `open_reader`, a byte range of one) into flow records
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
     collected payload carry it, so parts read anywhere can be joined."""
-    table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
+    table = FlowTable(timeouts_ns(settings), settings.dedup_ns(), keep=collector.keep if collector else None,
                       max_flows=settings.max_flows, source=path)
     P = new_batch(settings.batch_packets)
     reader = None
@@ -125,7 +126,7 @@ def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | N
     if not settings.classify:
         return None
     many = 2 if parts is None else parts
-    return PayloadCollector(many, int(settings.timeouts_ns().max()), _walk_candidates(settings))
+    return PayloadCollector(many, int(timeouts_ns(settings).max()), _walk_candidates(settings))
 
 
 def _walk_candidates(settings: Settings):
@@ -195,7 +196,7 @@ class Analysis:
         records[:, PART] = rank[records[:, PART]]
         sweep_by_rank = np.empty(len(rank), dtype=np.int64)
         sweep_by_rank[rank] = self._sweep_of_part
-        merged, dest = merge_parts(records, self.settings.timeouts_ns(), sweep_by_rank)
+        merged, dest = merge_parts(records, timeouts_ns(self.settings), sweep_by_rank)
         order = flow_order(merged)
         flow_of_merged = np.empty(len(order), dtype=np.int64)
         flow_of_merged[order] = np.arange(len(order))
@@ -242,9 +243,10 @@ class Finished(NamedTuple):
 
 
 def _open_geo(settings: Settings):
+    from flowscope.geo.stage import Opener, check_settings
+    check_settings(settings)  # a bad --vantage fails before any file is read, with --no-geo too
     if not settings.geo:
         return None
-    from flowscope.geo.stage import Opener
     return Opener(settings)
 
 

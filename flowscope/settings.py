@@ -1,4 +1,10 @@
-"""One frozen, validated Settings object, passed whole through the pipeline."""
+"""One frozen, validated Settings object, passed whole through the pipeline.
+
+A leaf: plain values checked for range here, nothing imported from the stages. What only a
+stage can check is checked when that stage opens, before any capture is read: `vantage`
+against the airport table (geo.stage.check_settings), `geoip` files and `catalogs` by their
+readers; the flow table's timeout array is built in flows/timeouts.py.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -37,26 +43,12 @@ class Settings:
         if isinstance(self.geoip, (str, bytes)):
             object.__setattr__(self, "geoip", (self.geoip,))
         object.__setattr__(self, "geoip", tuple(str(g) for g in self.geoip))
-        if self.vantage is not None:
-            from flowscope.geo.physics import parse_vantage
-            parse_vantage(self.vantage)  # raises UsageError naming the problem
         if self.max_flows < 1:
             raise UsageError(f"settings: max_flows must be >= 1 (got {self.max_flows})")
         if self.max_expansion < 0:
             raise UsageError(f"settings: max_expansion must be >= 0 (got {self.max_expansion})")
         if self.batch_packets < 1:
             raise UsageError("settings: batch_packets must be >= 1")
-
-    def timeouts_ns(self):
-        import numpy as np
-
-        from flowscope.flows.layout import TO_OTHER, TO_TCP, TO_TCP_CLOSED, TO_UDP
-        t = np.zeros(4, dtype=np.int64)
-        t[TO_TCP] = int(self.tcp_idle_s * 1e9)
-        t[TO_TCP_CLOSED] = int(self.tcp_closed_s * 1e9)
-        t[TO_UDP] = int(self.udp_idle_s * 1e9)
-        t[TO_OTHER] = int(self.other_idle_s * 1e9)
-        return t
 
     def dedup_ns(self) -> int:
         return int(self.dedup_window_ms * 1e6)

@@ -21,6 +21,7 @@ from flowscope import testing as t
 from flowscope.dissect import dns, evidence, stun, tls
 from flowscope.errors import LimitError
 from flowscope.flows.table import FlowTable
+from flowscope.flows.timeouts import timeouts_ns
 from flowscope.settings import Settings
 
 pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
@@ -112,7 +113,7 @@ def test_guard_below_a_power_of_two_still_counts_every_flow(tmp_path):
 
 
 def test_table_guard_raises_a_limit_error_naming_the_source():
-    table = FlowTable(Settings().timeouts_ns(), 0, max_flows=4, source="x.pcap")
+    table = FlowTable(timeouts_ns(Settings()), 0, max_flows=4, source="x.pcap")
     from flowscope.decode.layout import new_batch
     P = new_batch(8)
     assert len(table.T) == 4

@@ -25,14 +25,9 @@ from flowscope.decode.layout import (
     DIR, DPORT, FLOW, FSYN, KEEP, KEEP_EVIDENCE, KEEP_HELLO, KEEP_STREAM, NTH, PCAP, POFF, PROTO, SEQ, SPORT, TS,
 )
 from flowscope.dissect import evidence as ev
+from flowscope.dissect.evidence import KEEP_TCP, KEEP_UDP
 from flowscope.dissect.streams import StreamWalks
 
-# Payload packets kept per flow direction (originator, responder). TCP: the client's first
-# segments hold the ClientHello (two segments with post-quantum key shares), the WhatsApp
-# prologue (real clients split it: 4 B, then the rest) or an HTTP request head. UDP: QUIC
-# Initials and STUN requests; STUN responses (mapped addresses).
-KEEP_TCP = (4, 0)
-KEEP_UDP = (4, 2)
 KEEP_DATAGRAM_BYTES = 1500
 DNS_PORTS = (53, 5353, 5355)  # DNS, mDNS, LLMNR: every packet is kept (flows/table.py _name_port)
 DHCP_PORTS = (67, 68)

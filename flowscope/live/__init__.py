@@ -5,8 +5,9 @@
     >>> run.result.write("out/live")          # the same outputs as `analyze`
     >>> run.result.notes["live"]              # interface, engine, drops, local_nets, stop reason
 
-Engines (engines.py): dumpcap where installed (dumpcap.py), else scapy (sniffer.py);
-session.py runs the loop, view.py draws the terminal view, command.py is `flowscope live`.
+Engines: dumpcap where installed (dumpcap.py), else scapy (sniffer.py), both behind
+engines.py's interface; session.py picks one and runs the loop, view.py draws the terminal
+view, command.py is `flowscope live`.
 """
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
-"""Capture engines: dumpcap (Wireshark's) where installed, else scapy's packet socket.
+"""What the capture engines share: the Engine interface, drop counters, interfaces.
 
-Both write capture files into a work directory and hand over each file once it is
-closed, in order; the session analyses those files exactly as `analyze` would.
+The engines are dumpcap (Wireshark's, dumpcap.py) where installed, else scapy's packet
+socket (sniffer.py); session.choose_engine picks one. Both write capture files into a work
+directory and hand over each file once it is closed, in order; the session analyses those
+files exactly as `analyze` would. This module imports neither engine: they import it.
 """
 from __future__ import annotations
 
-import shutil
 import socket
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from flowscope.live.options import LiveError, LiveOptions
+from flowscope.live.options import LiveError
 
 
 @dataclass
@@ -81,20 +81,6 @@ def no_such_interface(name: str) -> LiveError:
     names = interfaces()
     hint = f" (available: {', '.join(names)})" if names else ""
     return LiveError(f"cannot capture on {name}: no such interface{hint}")
-
-
-def choose_engine(options: LiveOptions, workdir: Path) -> Engine:
-    """dumpcap if it is on PATH, else scapy; neither: say what to install."""
-    path = shutil.which("dumpcap")
-    if path:
-        from flowscope.live.dumpcap import DumpcapEngine
-        return DumpcapEngine(path, options, workdir)
-    try:
-        from flowscope.live.sniffer import ScapyEngine
-    except ImportError:
-        raise LiveError("live capture needs dumpcap (Debian/Ubuntu: apt install tshark) "
-                        "or scapy (pip install scapy); neither is installed") from None
-    return ScapyEngine(options, workdir)
 
 
 def drops_from_isb(captures) -> Drops | None:

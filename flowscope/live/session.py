@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowscope import hashing
-from flowscope.live.engines import Drops, Engine, choose_engine, drops_from_isb
+from flowscope.geo.stage import check_settings
+from flowscope.live.dumpcap import DumpcapEngine
+from flowscope.live.engines import Drops, Engine, drops_from_isb
 from flowscope.live.options import LiveError, LiveOptions
 from flowscope.settings import Settings
 
@@ -90,6 +92,19 @@ def _utc(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def choose_engine(options: LiveOptions, workdir: Path) -> Engine:
+    """dumpcap if it is on PATH, else scapy; neither: say what to install."""
+    path = shutil.which("dumpcap")
+    if path:
+        return DumpcapEngine(path, options, workdir)
+    try:  # imported here, not above: scapy is optional, and importing the sniffer imports it
+        from flowscope.live.sniffer import ScapyEngine
+    except ImportError:
+        raise LiveError("live capture needs dumpcap (Debian/Ubuntu: apt install tshark) "
+                        "or scapy (pip install scapy); neither is installed") from None
+    return ScapyEngine(options, workdir)
+
+
 def prepare_out(options: LiveOptions) -> Path:
     """Refuse a bad output directory before capturing, not after an hour; returns the
     directory the capture files go to (DIR/pcap/ when kept, else a private temp dir)."""
@@ -110,6 +125,7 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
     `view` (view.LiveView) is ticked about every POLL_S; `on_ready(engine)` is called once
     packets are being captured."""
     settings = settings or Settings()
+    check_settings(settings)  # a bad --vantage fails now, not when the capture is analysed
     out_existed = options.out.exists()
     workdir = prepare_out(options)
     stopper = _Stopper()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 logging.getLogger("scapy").setLevel(logging.ERROR)  # its import-time warnings are not ours
 
-import scapy  # noqa: E402  (ImportError here means: no scapy, see engines.choose_engine)
+import scapy  # noqa: E402  (ImportError here means: no scapy, see session.choose_engine)
 from scapy.arch.linux import L2ListenSocket  # noqa: E402
 from scapy.data import ARPHRD_TO_DLT  # noqa: E402
 from scapy.error import Scapy_Exception  # noqa: E402

@@ -2,7 +2,7 @@
 (no script, no request); every value from the evidence files is autoescaped."""
 from __future__ import annotations
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.report.html import _environment
 
 

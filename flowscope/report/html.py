@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.geo import operators, readers
 from flowscope.report.findings import Findings, ip_bytes, meta_mask
 from flowscope.report.text import METHOD, period_text
@@ -44,11 +44,14 @@ def _environment() -> jinja2.Environment:
 def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str, privacy: dict,
                 scripted=None) -> str:
     summary = data.summary
+    databases = _databases(summary)
+    # DB-IP's licence asks for its attribution where its data are shown, and only there
+    dbip = readers.DBIP_ATTRIBUTION if any(d["name"] == readers.DBIP_NAME for d in databases) else ""
     return _environment().get_template("report.html.j2").render(
         title=_title(summary), period=period_text(data.flows), version=__version__,
         analysed_at=analysed_at, findings=findings_items(findings), charts=charts,
         endpoints=endpoint_rows(data.flows), method=METHOD, warnings=_warnings(summary),
-        captures=_captures(summary), databases=_databases(summary), dbip=readers.DBIP_ATTRIBUTION,
+        captures=_captures(summary), databases=databases, dbip=dbip,
         sources=_sources(summary), settings=_settings(summary, privacy),
         controller_note=operators.EU_CONTROLLER_NOTE, scripted=scripted)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.report.names import MANIFEST
 
 FORMAT = 1

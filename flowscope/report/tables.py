@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.errors import UsageError
 from flowscope.report.names import EVIDENCE
 from flowscope.sources import reason_counts

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flowscope import __version__
+from flowscope._version import __version__
 
 # (heading, paragraph): what a capture can and cannot prove, said once, for every report.
 METHOD = (

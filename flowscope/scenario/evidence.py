@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flowscope import __version__
+from flowscope._version import __version__
 from flowscope.report.data import load
 from flowscope.report.manifest import file_sha256
 from flowscope.report.names import ACTIONS, SUMMARY

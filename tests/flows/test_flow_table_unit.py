@@ -7,6 +7,7 @@ import pytest
 from flowscope.decode.layout import KEEP, KEEP_RESYNC, KEEP_STREAM
 from flowscope.flows import layout as L
 from flowscope.flows.table import FlowTable
+from flowscope.flows.timeouts import timeouts_ns
 from flowscope.settings import Settings
 from flowscope.testing import decoded_batches, ethernet, ipv4, tcp, udp, write_pcap
 
@@ -18,7 +19,7 @@ A, B = "10.0.0.2", "157.240.20.53"
 def _table(tmp_path, packets, rows=1 << 14, keep=(4, 0, 4, 2, -1), batch=16384):
     path = write_pcap(tmp_path / "t.pcap", [(ts, ethernet(ip)) for ts, ip in packets])
     s = Settings()
-    table = FlowTable(s.timeouts_ns(), s.dedup_ns(), rows=rows, keep=keep)
+    table = FlowTable(timeouts_ns(s), s.dedup_ns(), rows=rows, keep=keep)
     kept = []
     for buf, P in decoded_batches(path, batch):
         table.add(P, len(P), part=0, capture=0, buf=buf)
