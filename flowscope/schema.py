@@ -52,13 +52,13 @@ FLOW_BASE = (
 )
 
 SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
-            "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
+            "whatsapp.business_api", "whatsapp.webhook", "whatsapp.bsp", "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
 
 LABELS = (
     Column("service", pa.string(), "What the flow is: " + ", ".join(SERVICES) + "."),
-    Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label, or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
+    Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label (not whatsapp.bsp: a solution provider is another company), or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
     Column("hostname", pa.string(), "TLS/QUIC SNI, else HTTP Host, else the DNS name that resolved the responder address before the flow, else empty."),
-    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, stun, sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
+    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, wa-frames, tls-records, stun, tls-client-cert (Meta's webhook mTLS certificate seen in clear), sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
     Column("confidence", pa.string(), "high (protocol evidence), medium (names, app), low (address or port only)."),
     Column("catalog_rule", pa.string(), "The catalog entry that matched (pattern or prefix, with its source), for the audit trail."),
     Column("sni", pa.string(), "Server name from the TLS or QUIC ClientHello (escaped text), if any."),
@@ -84,7 +84,7 @@ GEO = (
     Column("geo_consistent", pa.bool_(), "With a vantage point (--vantage): false if the chosen location is farther from it than light in vacuum travels in half the RTT (physically impossible), true otherwise; null without vantage, RTT or location."),
     Column("geo_checks", pa.string(), "Every location answer for remote_ip checked against the RTT bound: 'source=CC distance_km verdict', '; '-separated; empty without vantage or RTT."),
     Column("region", pa.string(), "GDPR region of remote_country: eu, eea (IS, LI, NO), adequate (EU adequacy decision; US only under the Data Privacy Framework, certified organisations only), third, or unknown."),
-    Column("operator", pa.string(), "Organisation that runs the endpoint (from its AS and the service), kept apart from where it stands."),
+    Column("operator", pa.string(), "Organisation that runs the endpoint (from its AS and the service; for whatsapp.bsp the solution provider named by the catalog), kept apart from where it stands."),
     Column("operator_country", pa.string(), "Country whose law governs the operator (its incorporation), e.g. US for Meta Platforms, Inc. and WhatsApp LLC."),
 )
 

@@ -7,12 +7,14 @@ the flow's responder address (latest such answer wins).
 from __future__ import annotations
 
 import bisect
+from dataclasses import replace
 
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
-from flowscope.classify.classifier import FlowEvidence, Label, classify_many
+from flowscope.classify.classifier import ON_PREM_MARK, FlowEvidence, Label, classify_many, webhook_receivers
 from flowscope.dissect import evidence as ev_mod
+from flowscope.classify.platform import PlatformHosts
 
 
 def _dns_index(evidences) -> dict[str, tuple[list[int], list[str]]]:
@@ -107,6 +109,12 @@ def _resync_label(lb: Label, walk) -> Label:
     return lb
 
 
+def _on_prem(lb: Label) -> Label:
+    """A platform host holding a WhatsApp chat connection runs the legacy On-Premises API."""
+    return replace(lb, rule=f"{lb.rule}; from a platform host: the {ON_PREM_MARK}, whose last client "
+                   "expired on 2025-10-23 (whatsapp-business-and-frames.md §1.4 [17])")
+
+
 def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
     `walks` the stitched frame walks (metadata/walked.Walks)."""
@@ -118,13 +126,19 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     dns_index = _dns_index(evidences)
     starts = table["ts_start"].cast(pa.int64()).to_pylist()
     catalog = load_catalog(settings.catalogs)
+    given = PlatformHosts(settings.platform_hosts)
     flows = [FlowEvidence(l4=l4[i], resp_ip=cols["resp_ip"][i], resp_port=resp_port[i],
                           orig_port=orig_port[i], app=cols["app"][i], wa_prologue=e.wa_prologue,
                           stun=e.stun, stun_whatsapp=e.stun_whatsapp, sni=e.sni, quic_sni=e.quic_sni,
                           http_host=e.http_host, dns_name=_dns_name(dns_index, cols["resp_ip"][i], starts[i]),
-                          dns_queries=e.dns_queries)
+                          dns_queries=e.dns_queries, orig_ip=cols["orig_ip"][i],
+                          resp_local=given.is_local(cols["resp_ip"][i]), client_cert=e.client_cert)
              for i, e in enumerate(evidences)]
+    # A platform host receives webhooks from Meta (seen anywhere in the capture) or was given
+    platform = webhook_receivers(flows, catalog)
+    flows = [replace(f, platform_host=f.orig_ip in platform or given.contains(f.orig_ip)) for f in flows]
     labels = classify_many(flows, catalog)
+    labels = [_on_prem(lb) if f.platform_host and lb.service == "whatsapp.chat" else lb for f, lb in zip(flows, labels)]
     labels = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
     if walks is not None and walks.flows:
         labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
@@ -145,6 +159,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     from flowscope import schema
     for c in schema.LABELS:
         table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
-    notes = {"catalog": {"version": catalog.version, "sources": catalog.sources},
+    notes = {"catalog": {"version": catalog.version, "sources": catalog.sources,
+                         "webhook_sources_date": catalog.webhook_snapshot_date()},
              "dissectors": dict(sorted(counts.items()))}
     return table, notes
