@@ -84,6 +84,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vantage", metavar="PLACE",
                    help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
                         "location against the RTT bound")
+    p.add_argument("--platform-host", action="append", default=[], metavar="ADDR|CIDR",
+                   help="a WhatsApp Business Platform server (repeatable): its Graph API flows are Cloud API "
+                        "calls, inbound flows to it from Meta's networks webhooks (local addresses that "
+                        "receive webhooks are found without it)")
     p.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
     p.add_argument("--no-report", action="store_true",
                    help="tables and manifest only: no charts, report.html or report.pdf")
@@ -106,7 +110,7 @@ def _settings(args):
                  "dedup_window_ms": args.dedup_window_ms, "max_flows": args.max_flows,
                  "max_expansion": args.max_expansion}
     return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog), geo=not args.no_geo,
-                    geoip=tuple(args.geoip), vantage=args.vantage,
+                    geoip=tuple(args.geoip), vantage=args.vantage, platform_hosts=tuple(args.platform_host),
                     **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 
 from flowscope import schema
 from flowscope.geo.operators import META_ASNS
+from flowscope.metadata.business import business_events
+from flowscope.metadata.walked import BUSINESS_SERVICES
 from flowscope.geo.stage import P2P_MARK
 
 # A server answers a client frame within one round trip plus processing; a recipient's
@@ -171,9 +173,14 @@ def flow_events(flows: pa.Table, kind: str) -> pa.Table:
 def build(flows: pa.Table, frames: dict, units: dict) -> tuple[pa.Table, list[Call], list[dict]]:
     """(events table, calls, chat event rows). `flows`: the flows columns with local_ip,
     local_is_orig and int64 ns times; `frames`/`units` as chat_events takes them."""
-    meta = flows.filter(pc.fill_null(flows["is_meta"], False))
+    # a solution provider is not Meta, but its flows carry the same messages: events too
+    meta = flows.filter(pc.or_kleene(pc.fill_null(flows["is_meta"], False),
+                                     pc.fill_null(pc.equal(flows["service"], "whatsapp.bsp"), False)))
     services = {fid: flows["service"][fid].as_py() for fid in frames}  # flow_id is the row number
-    chat = chat_events(frames, units, services)
+    business = {fid for fid in frames if services[fid] in BUSINESS_SERVICES}
+    local = flows["local_is_orig"]
+    biz = business_events({f: frames[f] for f in business}, services, {f: local[f].as_py() for f in business})
+    chat = chat_events({f: r for f, r in frames.items() if f not in business}, units, services) + biz
     legs = meta.filter(pc.equal(meta["service"], "whatsapp.call")).to_pylist()
     calls = group_calls(legs)
     with_chat = pa.array(sorted({r["flow_id"] for r in chat}), pa.int64())
