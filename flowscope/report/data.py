@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import UsageError
 
-from flowscope.report.names import EVENTS, FLOWS, FRAMES, SUMMARY
+from flowscope.report.names import EVENTS, FLOWS, FRAMES, SUMMARY, TRANSFERS
 
 
 @dataclass
@@ -24,6 +24,7 @@ class ReportData:
     summary: dict
     events: pd.DataFrame | None = None   # None: the metadata stage did not write events.parquet
     frames: pd.DataFrame | None = None
+    transfers: dict | None = None        # transfers.json (None: an older analysis; rebuilt from the tables)
 
     def has(self, column: str) -> bool:
         """The flows table has `column` with at least one value (not null everywhere)."""
@@ -36,8 +37,11 @@ def load(out_dir) -> ReportData:
         raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
     try:
         summary = json.loads((out / SUMMARY).read_text())
-        return ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
+        data = ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
                           events=_optional(out / EVENTS), frames=_optional(out / FRAMES))
+        if (out / TRANSFERS).is_file():
+            data.transfers = json.loads((out / TRANSFERS).read_text())
+        return data
     except (OSError, ValueError) as exc:
         raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from flowscope import __version__
 from flowscope.geo import operators, readers
+from flowscope.report import business, transfers
 from flowscope.report.findings import Findings, ip_bytes, meta_mask
 from flowscope.report.text import METHOD, period_text
 
@@ -49,7 +50,13 @@ def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str,
         endpoints=endpoint_rows(data.flows), method=METHOD, warnings=_warnings(summary),
         captures=_captures(summary), databases=_databases(summary), dbip=readers.DBIP_ATTRIBUTION,
         sources=_sources(summary), settings=_settings(summary, privacy),
-        controller_note=operators.EU_CONTROLLER_NOTE)
+        controller_note=operators.EU_CONTROLLER_NOTE,
+        business=business.section(data.flows, data.events), transfers=_transfers(data))
+
+
+def _transfers(data) -> dict:
+    """transfers.json as written (or rebuilt from the tables of an older analysis)."""
+    return data.transfers if data.transfers is not None else transfers.build(data.flows, data.events, data.summary)
 
 
 def _title(summary: dict) -> str:
