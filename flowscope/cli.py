@@ -235,7 +235,7 @@ def _print_summary(result, out: Path) -> None:
     md = s.get("metadata")
     if md:
         kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
-        say(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
+        say(f"{md['frames']['flows_walked']:,} flows walked ({md['frames']['frames_up']:,} frames up, "
               f"{md['frames']['frames_down']:,} down); events: {kinds}")
 
 
