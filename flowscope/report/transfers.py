@@ -92,7 +92,7 @@ def build(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> di
            "regions_as_of": ((summary.get("geo") or {}).get("regions") or {}).get("as_of"),
            "not_observable": "what a recipient stores, for how long and where it processes the data: not on the "
                              "wire (see the report's WhatsApp Business Platform section for Meta's documentation)",
-           "recipients": []}
+           "not_available": None, "recipients": []}
     if "operator" not in flows or not flows["operator"].notna().any():
         doc["not_available"] = "no operator column: classification or geolocation was off"
         return doc

@@ -88,3 +88,13 @@ def test_on_prem_finding(tmp_path):
     got = business.section(flows, None)
     assert got["on_prem"] == ["flow 0: g.whatsapp.net"]
     assert business.section(flows.assign(catalog_rule="x"), None) is None
+
+
+def test_transfers_without_operators_say_why():
+    import pandas as pd
+    from flowscope.report import transfers
+    doc = transfers.build(pd.DataFrame({"flow_id": [0], "operator": [None], "is_meta": [None]}), None, {})
+    assert doc["recipients"] == [] and "off" in doc["not_available"]
+    basis = transfers.legal_basis("Example Ltd", "IN")
+    assert basis["region"] == "third" and basis["basis"].startswith("none")
+    assert transfers.legal_basis("X AG", "CH")["basis"].startswith("adequacy decision")

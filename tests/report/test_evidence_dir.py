@@ -14,7 +14,7 @@ from flowscope.errors import UsageError
 from flowscope.report.pdf import find_chromium
 from reportkit import SAMPLE, SAMPLE_ANALYSED_AT, with_metadata
 
-EXPECTED = {"flows.parquet", "events.parquet", "frames.parquet", "summary.json", "report.html", "report.pdf",
+EXPECTED = {"flows.parquet", "events.parquet", "frames.parquet", "summary.json", "transfers.json", "report.html", "report.pdf",
             "charts/timeline.png", "charts/destinations.png", "charts/services.png", "charts/rtt_bounds.png",
             "charts/activity.png", "charts/call_peers.png"}
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (report.pdf)")
