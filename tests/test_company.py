@@ -93,3 +93,17 @@ def test_without_webhooks_only_a_given_platform_host_calls_the_cloud_api(tmp_pat
         assert "whatsapp.webhook" not in set(flows.service)
         graph = flows[(flows.orig_ip == "10.20.0.5") & (flows.hostname == "graph.facebook.com")]
         assert len(graph) == 2 and set(graph.service) == {expected}
+
+
+def test_a_platform_host_holding_a_chat_connection_is_the_on_premises_api(tmp_path, key_file):
+    """Naming the phone as a platform host (as an auditor might by mistake, or for a server
+    running the old On-Premises client): its chat flow stays whatsapp.chat, with the finding."""
+    result = flowscope.analyze(PCAP, platform_hosts=[TRUTH["phone"]])
+    chat = result.flows[result.flows.service == "whatsapp.chat"]
+    assert len(chat) == 1 and "legacy On-Premises API" in chat.catalog_rule.iloc[0]
+    assert "2025-10-23" in chat.catalog_rule.iloc[0]
+    out = tmp_path / "out"
+    result.write(out, pseudonym_key=key_file, pdf=False)
+    html = (out / "report.html").read_text()
+    assert "Legacy On-Premises API" in html and "stopped working on 2025-10-23" in html
+    assert TRUTH["phone"] not in html  # the given platform host is pseudonymised like a local address
