@@ -51,7 +51,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
     collected payload carry it, so parts read anywhere can be joined."""
     table = FlowTable(settings.timeouts_ns(), settings.dedup_ns(), keep=collector.keep if collector else None,
-                      business=collector.business if collector else None,
+                      business=collector.business.arrays if collector and collector.business else None,
                       max_flows=settings.max_flows, source=path)
     P = new_batch(settings.batch_packets)
     reader = None
@@ -131,15 +131,13 @@ def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | N
     return collector
 
 
-def _business_walks(settings: Settings) -> tuple:
+def _business_walks(settings: Settings):
     """What the flow table walks as Business Platform records: ClientHellos naming a Cloud API
     or solution-provider host, and inbound hellos from the webhook-source networks (issue 13)."""
-    import ipaddress
-
     from flowscope.classify.catalog import load_catalog
-    from flowscope.flows.table import business_arrays
+    from flowscope.flows.table import BusinessWalks
     catalog = load_catalog(settings.catalogs)
-    return business_arrays(catalog.business_names(), [ipaddress.ip_network(r.prefix) for r in catalog.webhook_sources])
+    return BusinessWalks(tuple(catalog.business_names()), tuple(r.prefix for r in catalog.webhook_sources))
 
 
 def _walk_candidates(settings: Settings):

@@ -9,6 +9,9 @@ same direction within the dedup window) are suppressed and counted.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -449,6 +452,23 @@ def _signed(v: int) -> int:
 
 
 NO_BUSINESS = business_arrays()
+
+
+class BusinessWalks(NamedTuple):
+    """The Business Platform records a run walks: host names and webhook networks (CIDR
+    text). A tuple, so that parts read elsewhere compare equal as configuration (engine/combine.py)."""
+    names: tuple = ()
+    networks: tuple = ()
+
+    @property
+    def arrays(self) -> tuple:
+        return _business_cached(self.names, self.networks)
+
+
+@lru_cache(maxsize=4)
+def _business_cached(names: tuple, networks: tuple) -> tuple:
+    import ipaddress
+    return business_arrays(names, [ipaddress.ip_network(n) for n in networks])
 
 
 class FlowTable:
