@@ -20,6 +20,7 @@ from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, n
 from flowscope import hashing, schema
 from flowscope.errors import CaptureError, LimitError
 from flowscope.dissect.collect import PayloadCollector
+from flowscope.dissect.streams import PlatformAddresses
 from flowscope.flows.finalize import flow_order, to_table
 from flowscope.flows.layout import CAPTURE, OPEN_AT_END, PART, SERIAL
 from flowscope.flows.merge import NOT_CHUNKED, MergedFlows, merge_parts
@@ -128,6 +129,7 @@ def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | N
     many = 2 if parts is None else parts
     collector = PayloadCollector(many, int(settings.timeouts_ns().max()), _walk_candidates(settings))
     collector.business = _business_walks(settings)
+    collector.streams.platform = PlatformAddresses(settings.platform_hosts)
     return collector
 
 
@@ -137,7 +139,8 @@ def _business_walks(settings: Settings):
     from flowscope.classify.catalog import load_catalog
     from flowscope.flows.table import BusinessWalks
     catalog = load_catalog(settings.catalogs)
-    return BusinessWalks(tuple(catalog.business_names()), tuple(r.prefix for r in catalog.webhook_sources))
+    return BusinessWalks(tuple(catalog.business_names()), tuple(r.prefix for r in catalog.webhook_sources),
+                         tuple(catalog.business_names(services=("whatsapp.business_api",))))
 
 
 def _walk_candidates(settings: Settings):

@@ -88,11 +88,15 @@ def _without_webhooks(path: Path) -> Path:
 
 def test_without_webhooks_only_a_given_platform_host_calls_the_cloud_api(tmp_path):
     cut = _without_webhooks(tmp_path / "no-webhooks.pcap")
-    for given, expected in (((), "meta.other"), (("10.20.0.0/24",), "whatsapp.business_api")):
-        flows = flowscope.analyze(cut, platform_hosts=given).flows
+    for given, expected, calls in (((), "meta.other", 0), (("10.20.0.0/24",), "whatsapp.business_api", 6)):
+        result = flowscope.analyze(cut, platform_hosts=given)
+        flows = result.flows
         assert "whatsapp.webhook" not in set(flows.service)
         graph = flows[(flows.orig_ip == "10.20.0.5") & (flows.hostname == "graph.facebook.com")]
         assert len(graph) == 2 and set(graph.service) == {expected}
+        # a Cloud API name from a host not (yet) known as a platform host is not walked at all
+        assert graph.frames_up.notna().sum() == (2 if given else 0)
+        assert (result.events[result.events.flow_id.isin(graph.flow_id)].kind == "api-call").sum() == calls
 
 
 def test_a_platform_host_holding_a_chat_connection_is_the_on_premises_api(tmp_path, key_file):

@@ -520,12 +520,12 @@ class Catalog:
         """The date of the webhook-source snapshot in force (the latest entry date), or None."""
         return max((r.date for r in self.webhook_sources), default=None)
 
-    def business_names(self) -> list[str]:
+    def business_names(self, services=(CLOUD_API, BSP)) -> list[str]:
         """Fixed name parts of the Cloud API and provider hosts, searched in ClientHellos by the
         flow table so that these flows' TLS records are walked ("*.api.infobip.com" -> "api.infobip.com")."""
         names = set()
         for r in self.hosts:
-            if r.service in (CLOUD_API, BSP):
+            if r.service in services:
                 tail = r.pattern[2:] if r.pattern.startswith("*.") else r.pattern
                 if "*" not in tail:
                     names.add(tail)

@@ -21,7 +21,7 @@ from flowscope.flows.layout import (
     END_IDLE, END_REASON, END_RST, FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
     K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, ISN, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END,
     ORIG_IS_A, PART, PAYLOAD, PKTS, RST, SERIAL, STREAM, STREAM_RESYNC, STREAM_HELLO_PENDING,
-    STREAM_NONE, STREAM_WA, STREAM_WEB, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
+    STREAM_CLOUD, STREAM_HOOK, STREAM_NONE, STREAM_WA, STREAM_WEB, SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
     TO_TCP_CLOSED, TO_UDP, USEFUL, WEB_WHATSAPP,
 )
 
@@ -255,8 +255,9 @@ def _contains(buf, off, n, needle):
 
 @njit(cache=True)
 def _contains_any(buf, off, n, names, ends, first):
-    """Does buf[off:off+n] contain one of the names (concatenated in `names`, ending at
-    `ends`)? One pass; a byte is compared further only where a name starts with it."""
+    """The index of the first of the names (concatenated in `names`, ending at `ends`) that
+    buf[off:off+n] contains, or -1. One pass; a byte is compared further only where a name
+    starts with it."""
     for k in range(off, off + n):
         if not first[buf[k]]:
             continue
@@ -269,9 +270,20 @@ def _contains_any(buf, off, n, names, ends, first):
                 while j < m and buf[k + j] == names[start + j]:
                     j += 1
                 if j == m:
-                    return True
+                    return e
             start = end
-    return False
+    return -1
+
+
+@njit(cache=True)
+def _named(buf, off, cap, names, ends, first, cloud):
+    """The STREAM_* value a ClientHello segment's names give (STREAM_NONE: none of them)."""
+    if _contains(buf, off, cap, NEEDLE):
+        return STREAM_WEB
+    e = _contains_any(buf, off, cap, names, ends, first)
+    if e < 0:
+        return STREAM_NONE
+    return STREAM_CLOUD if cloud[e] else STREAM_WEB
 
 
 @njit(cache=True)
@@ -305,28 +317,31 @@ def _stream(T, r, P, i, d, buf, biz):
             return pk.KEEP_STREAM
         return pk.KEEP_STREAM | pk.KEEP_RESYNC
     nth = P[i, pk.NTH]
-    names, ends, first, hooks = biz
+    names, ends, first, hooks, cloud = biz
     if d == 0 and nth == 0 and st == STREAM_NONE:
         hint = P[i, pk.HINT]
         off, cap = P[i, pk.POFF], P[i, pk.PCAP]
         if hint == pk.HINT_WA:
             st = STREAM_WA
         elif hint == pk.HINT_TLS and len(buf) > 0 and cap > 0:
-            if _contains(buf, off, cap, NEEDLE) or _contains_any(buf, off, cap, names, ends, first) \
-                    or (len(hooks) > 0 and _from_hook_source(P, i, hooks)):
-                st = STREAM_WEB
-            elif cap >= 5 and ((np.int64(buf[off + 3]) << 8) | buf[off + 4]) + 5 > cap:
-                T[r, STREAM] = STREAM_HELLO_PENDING
-                return pk.KEEP_HELLO
+            if len(hooks) > 0 and _from_hook_source(P, i, hooks):
+                st = STREAM_HOOK
+            else:
+                st = _named(buf, off, cap, names, ends, first, cloud)
+                if st == STREAM_NONE and cap >= 5 and ((np.int64(buf[off + 3]) << 8) | buf[off + 4]) + 5 > cap:
+                    T[r, STREAM] = STREAM_HELLO_PENDING
+                    return pk.KEEP_HELLO
         T[r, STREAM] = st
     elif d == 0 and nth == 1 and st == STREAM_HELLO_PENDING:
         off, cap = P[i, pk.POFF], P[i, pk.PCAP]
-        found = len(buf) > 0 and cap > 0 and (_contains(buf, off, cap, NEEDLE)
-                                              or _contains_any(buf, off, cap, names, ends, first))
-        st = STREAM_WEB if found else STREAM_NONE
+        st = _named(buf, off, cap, names, ends, first, cloud) if len(buf) > 0 and cap > 0 else STREAM_NONE
         T[r, STREAM] = st
     if st == STREAM_WEB:
         return pk.KEEP_STREAM | pk.KEEP_WEB
+    if st == STREAM_CLOUD:
+        return pk.KEEP_STREAM | pk.KEEP_WEB | pk.KEEP_CLOUD
+    if st == STREAM_HOOK:
+        return pk.KEEP_STREAM | pk.KEEP_WEB | pk.KEEP_HOOK
     return pk.KEEP_STREAM if st > 0 else 0
 
 
@@ -426,10 +441,11 @@ _NO_BUF = np.zeros(0, dtype=np.uint8)
 _SIGN = 1 << 63
 
 
-def business_arrays(names=(), networks=()) -> tuple:
+def business_arrays(names=(), networks=(), cloud_names=()) -> tuple:
     """The compiled walk's view of the Business Platform: `names` (Cloud API and provider
-    host names, searched in ClientHellos) and `networks` (ipaddress networks webhooks come
-    from; IPv4 as ::ffff:a.b.c.d like the packet batch) as (names, ends, first-byte table, ranges)."""
+    host names, searched in ClientHellos; those in `cloud_names` are walked from platform
+    hosts only) and `networks` (ipaddress networks webhooks come from; IPv4 as
+    ::ffff:a.b.c.d like the packet batch) as (names, ends, first-byte table, ranges, cloud)."""
     raw = [n.encode("ascii") for n in names]
     blob = np.frombuffer(b"".join(raw), dtype=np.uint8).copy() if raw else np.zeros(0, dtype=np.uint8)
     ends = np.cumsum([len(r) for r in raw]).astype(np.int64) if raw else np.zeros(0, dtype=np.int64)
@@ -444,7 +460,8 @@ def business_arrays(names=(), networks=()) -> tuple:
         rows.append([_signed((lo_addr >> 64) ^ _SIGN), _signed((lo_addr & (2**64 - 1)) ^ _SIGN),
                      _signed((hi_addr >> 64) ^ _SIGN), _signed((hi_addr & (2**64 - 1)) ^ _SIGN)])
     ranges = np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
-    return blob, ends, first, ranges
+    cloud = np.array([n in cloud_names for n in names], dtype=np.bool_)
+    return blob, ends, first, ranges, cloud
 
 
 def _signed(v: int) -> int:
@@ -459,16 +476,17 @@ class BusinessWalks(NamedTuple):
     text). A tuple, so that parts read elsewhere compare equal as configuration (engine/combine.py)."""
     names: tuple = ()
     networks: tuple = ()
+    cloud_names: tuple = ()  # the subset of names walked from platform hosts only
 
     @property
     def arrays(self) -> tuple:
-        return _business_cached(self.names, self.networks)
+        return _business_cached(self.names, self.networks, self.cloud_names)
 
 
 @lru_cache(maxsize=4)
-def _business_cached(names: tuple, networks: tuple) -> tuple:
+def _business_cached(names: tuple, networks: tuple, cloud_names: tuple) -> tuple:
     import ipaddress
-    return business_arrays(names, [ipaddress.ip_network(n) for n in networks])
+    return business_arrays(names, [ipaddress.ip_network(n) for n in networks], cloud_names)
 
 
 class FlowTable:
