@@ -104,6 +104,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vantage", metavar="PLACE",
                    help="where the capture was taken: 'LAT,LON', an IATA code or a city; checks every "
                         "location against the RTT bound")
+    p.add_argument("--platform-host", action="append", default=[], metavar="ADDR|CIDR",
+                   help="a WhatsApp Business Platform server (repeatable): its Graph API flows are Cloud API "
+                        "calls, inbound flows to it from Meta's networks webhooks (local addresses that "
+                        "receive webhooks are found without it)")
     p.add_argument("--no-geo", action="store_true", help="no geolocation: geo columns null")
     p.add_argument("--no-report", action="store_true",
                    help="tables and manifest only: no charts, report.html or report.pdf")
@@ -126,7 +130,7 @@ def _settings(args):
                  "dedup_window_ms": args.dedup_window_ms, "max_flows": args.max_flows,
                  "max_expansion": args.max_expansion}
     return Settings(classify=not args.no_classify, catalogs=tuple(args.catalog), geo=not args.no_geo,
-                    geoip=tuple(args.geoip), vantage=args.vantage,
+                    geoip=tuple(args.geoip), vantage=args.vantage, platform_hosts=tuple(args.platform_host),
                     **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -304,7 +308,7 @@ def _print_summary(result, out: Path) -> None:
     md = s.get("metadata")
     if md:
         kinds = ", ".join(f"{k} {v:,}" for k, v in md["events_by_kind"].items())
-        say(f"{md['frames']['flows_walked']:,} chat flows walked ({md['frames']['frames_up']:,} frames up, "
+        say(f"{md['frames']['flows_walked']:,} flows walked ({md['frames']['frames_up']:,} frames up, "
               f"{md['frames']['frames_down']:,} down); events: {kinds}")
         for w in md.get("warnings", []):
             say(f"note: {w}")

@@ -20,6 +20,7 @@ from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, n
 from flowscope import hashing, schema
 from flowscope.errors import CaptureError, LimitError
 from flowscope.dissect.collect import PayloadCollector
+from flowscope.dissect.streams import PlatformAddresses
 from flowscope.flows.finalize import flow_order, to_table
 from flowscope.flows.layout import CAPTURE, OPEN_AT_END, PART, SERIAL
 from flowscope.flows.merge import NOT_CHUNKED, MergedFlows, merge_parts
@@ -52,6 +53,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
     (all flushed, open ones marked OPEN_AT_END). `index` is the part's number: records and
     collected payload carry it, so parts read anywhere can be joined."""
     table = FlowTable(timeouts_ns(settings), settings.dedup_ns(), keep=collector.keep if collector else None,
+                      business=collector.business.arrays if collector and collector.business else None,
                       max_flows=settings.max_flows, source=path)
     P = new_batch(settings.batch_packets)
     reader = None
@@ -126,7 +128,20 @@ def new_collector(settings: Settings, parts: int | None) -> PayloadCollector | N
     if not settings.classify:
         return None
     many = 2 if parts is None else parts
-    return PayloadCollector(many, int(timeouts_ns(settings).max()), _walk_candidates(settings))
+    collector = PayloadCollector(many, int(timeouts_ns(settings).max()), _walk_candidates(settings))
+    collector.business = _business_walks(settings)
+    collector.streams.platform = PlatformAddresses(settings.platform_hosts)
+    return collector
+
+
+def _business_walks(settings: Settings):
+    """What the flow table walks as Business Platform records: ClientHellos naming a Cloud API
+    or solution-provider host, and inbound hellos from the webhook-source networks (issue 13)."""
+    from flowscope.classify.catalog import load_catalog
+    from flowscope.flows.table import BusinessWalks
+    catalog = load_catalog(settings.catalogs)
+    return BusinessWalks(tuple(catalog.business_names()), tuple(r.prefix for r in catalog.webhook_sources),
+                         tuple(catalog.business_names(services=("whatsapp.business_api",))))
 
 
 def _walk_candidates(settings: Settings):

@@ -52,14 +52,15 @@ FLOW_BASE = (
 )
 
 SERVICES = ("whatsapp.chat", "whatsapp.media", "whatsapp.call", "whatsapp.web", "whatsapp.other",
+            "whatsapp.business_api", "whatsapp.webhook", "whatsapp.bsp",
             "meta.facebook", "meta.instagram", "meta.messenger", "meta.threads", "meta.other", "other")
 CONFIDENCES = ("high", "medium", "low")
 
 LABELS = (
     Column("service", pa.string(), "What the flow is: " + ", ".join(SERVICES) + "."),
-    Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label, or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
+    Column("is_meta", pa.bool_(), "The flow reaches WhatsApp/Meta: a Meta service label (not whatsapp.bsp: a solution provider is another company), or a Meta-operated address. DNS flows asking for Meta names count: the query leaks the intent."),
     Column("hostname", pa.string(), "TLS/QUIC SNI, else HTTP Host, else the DNS name that resolved the responder address before the flow, else empty."),
-    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, wa-frames (WhatsApp frame headers found on a connection already open), tls-records (TLS records on a connection already open to a WhatsApp chat/Web name), stun, sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
+    Column("evidence", pa.string(), "The rule that decided: app-uid, wa-prologue, wa-frames (WhatsApp frame headers found on a connection already open), tls-records (TLS records on a connection already open to a WhatsApp chat/Web name), stun, tls-client-cert (Meta's webhook mTLS certificate seen in clear), sni, quic-sni, dns, http-host, ip-prefix, asn, port (empty: nothing matched)."),
     Column("confidence", pa.string(), "high (protocol evidence), medium (names, app), low (address or port only)."),
     Column("catalog_rule", pa.string(), "The catalog entry that matched (pattern or prefix, with its source), for the audit trail."),
     Column("sni", pa.string(), "Server name from the TLS or QUIC ClientHello (escaped text), if any."),
@@ -86,12 +87,12 @@ GEO = (
     Column("geo_consistent", pa.bool_(), "With a vantage point (--vantage): false if the chosen location is farther from it than light in vacuum travels in half the RTT (physically impossible), true otherwise; null without vantage, RTT or location."),
     Column("geo_checks", pa.string(), "Every location answer for remote_ip checked against the RTT bound: 'source=CC distance_km verdict', '; '-separated; empty without vantage or RTT."),
     Column("region", pa.string(), "GDPR region of remote_country: eu, eea (IS, LI, NO), adequate (EU adequacy decision; US only under the Data Privacy Framework, certified organisations only), third, or unknown."),
-    Column("operator", pa.string(), "Organisation that runs the endpoint (from its AS and the service), kept apart from where it stands."),
+    Column("operator", pa.string(), "Organisation that runs the endpoint (from its AS and the service; for whatsapp.bsp the solution provider named by the catalog), kept apart from where it stands."),
     Column("operator_country", pa.string(), "Country whose law governs the operator (its incorporation), e.g. US for Meta Platforms, Inc. and WhatsApp LLC."),
 )
 
 METADATA = (
-    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web, TLS records sent by the local device in this flow; null where the flow is not walked (only whatsapp.chat and whatsapp.web flows are: from their stream start, or resynchronised on a connection already open, see frame_sync)."),
+    Column("frames_up", pa.int64(), "WhatsApp chat frames (3-byte length headers) or, for WhatsApp Web and the Business Platform services, TLS records sent by the local device in this flow; null where the flow is not walked (only whatsapp.chat, whatsapp.web, whatsapp.business_api, whatsapp.webhook and whatsapp.bsp flows are: from their stream start, or resynchronised on a connection already open, see frame_sync)."),
     Column("frames_down", pa.int64(), "Frames (or TLS records) received by the local device."),
     Column("frame_gaps", pa.int64(), "Holes in the walked streams: stream bytes the capture does not hold (a lost segment, a snaplen cut). A hole inside a frame whose header was read keeps the walk in step; after any other the walk resynchronises, and frames inside the hole are not counted."),
     Column("frame_sync", pa.string(), "How the frame walk found its first frame boundary: prologue (the stream start was captured: the WhatsApp prologue, or the ClientHello of WhatsApp Web), resync (a connection already open: a chain of frame or TLS record headers locked, metadata/framewalk.py), or null (not walked)."),
@@ -108,21 +109,21 @@ FRAMES = (
     Column("ts_first", TS_TYPE, "Time of the packet that carried the frame's first header byte."),
     Column("direction", pa.string(), "up: sent by the local device; down: towards it."),
     Column("frame_bytes", pa.int64(), "Frame body length from its 3-byte header (header excluded; 20 bits after a 4-bit flag for the pre-2016 WA 1.x protocol); for TLS records, the record length (5-byte header excluded)."),
-    Column("unit", pa.string(), "wa-frame (WhatsApp Noise frame) or tls-record (WhatsApp Web over TLS)."),
+    Column("unit", pa.string(), "wa-frame (WhatsApp Noise frame) or tls-record (WhatsApp Web, Cloud API, webhook or solution-provider flow over TLS)."),
 )
 
 EVENTS = (
     Column("event_id", pa.int64(), "Sequential id in order of ts_start (ties: flow_id, then kind)."),
     Column("flow_id", pa.int64(), "The flow the event was seen in (for calls: the call's first leg; detail lists every leg)."),
     Column("service", pa.string(), "Service of the flow (flows.parquet service)."),
-    Column("kind", pa.string(), "message, receipt, presence, keepalive, contact-sync, handshake (chat heuristics); call; media; flow (any other Meta flow)."),
+    Column("kind", pa.string(), "message, receipt, presence, keepalive, contact-sync, handshake (chat heuristics); call; media; api-call (a request and its response on a Cloud API or solution-provider flow, direction up) and webhook (a delivery from Meta to the company's server, direction down), cut from TLS record sizes and timing (HTTP/2 can merge requests); flow (any other Meta flow)."),
     Column("ts_start", TS_TYPE, "First packet or frame of the event (a frame's ts_first)."),
     Column("ts_end", TS_TYPE, "Last packet or frame of the event (a frame's ts)."),
     Column("direction", pa.string(), "Who started it: up (the local device), down (the other end); both for handshakes and calls; for a flow event the side(s) that sent payload; for media the side that sent the bulk."),
     Column("bytes", pa.int64(), "Frame bytes of the event (chat: frame_bytes summed), else IP bytes."),
     Column("frames", pa.int64(), "Frames in the event (0 where not a chat event)."),
     Column("confidence", pa.string(), "high, medium or low: how sure the kind is (chat kinds are heuristics from size and timing, docs/metadata.md)."),
-    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down= bytes_up= bytes_down=' (frame bytes), outbound messages also 'devices=LOW-HIGH' (recipient devices estimated from the frame size), contact syncs 'contacts= contacts_range= formula= number_length='; call 'duration_s= relays= p2p_legs= bytes_up= bytes_down= flows=<flow ids>'; media and flow 'bytes_up= bytes_down=' (IP bytes)."),
+    Column("detail", pa.string(), "Space-separated key=value: chat 'frames_up= frames_down= max_up= max_down= bytes_up= bytes_down=' (frame bytes), outbound messages also 'devices=LOW-HIGH' (recipient devices estimated from the frame size), contact syncs 'contacts= contacts_range= formula= number_length='; api-call and webhook 'records_up= records_down= bytes_up= bytes_down='; call 'duration_s= relays= p2p_legs= bytes_up= bytes_down= flows=<flow ids>'; media and flow 'bytes_up= bytes_down=' (IP bytes)."),
 )
 
 ACTIONS = (

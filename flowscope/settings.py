@@ -12,6 +12,15 @@ from dataclasses import asdict, dataclass
 from flowscope.errors import UsageError
 
 
+def _network(value) -> str:
+    """ADDR or CIDR -> canonical network text (host bits set are refused: a typo, not a range)."""
+    import ipaddress
+    try:
+        return str(ipaddress.ip_network(str(value).strip(), strict=True))
+    except ValueError as e:
+        raise UsageError(f"settings: platform host {value!r} is not an address or CIDR ({e})") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     # WhatsApp's chat connection idles for minutes between keep-alives: one hour keeps it whole.
@@ -27,6 +36,8 @@ class Settings:
     geo: bool = True                # geolocate remote endpoints (off: geo columns null)
     geoip: tuple = ()               # user .mmdb files consulted besides the embedded databases
     vantage: str | None = None      # capture point: "LAT,LON", an IATA code or a city
+    # Business Platform servers (ADDR or CIDR): their Graph API flows are Cloud API calls (issue 13)
+    platform_hosts: tuple = ()
     # Limits against hostile input (docs/security.md); hitting one stops reading that file.
     max_flows: int = 1 << 20        # concurrent flows in one file's table (~0.45 GB of rows)
     max_expansion: float = 1000.0   # decompressed / compressed bytes of a gzip/bzip2/xz input (0: off)
@@ -43,6 +54,9 @@ class Settings:
         if isinstance(self.geoip, (str, bytes)):
             object.__setattr__(self, "geoip", (self.geoip,))
         object.__setattr__(self, "geoip", tuple(str(g) for g in self.geoip))
+        if isinstance(self.platform_hosts, (str, bytes)):
+            object.__setattr__(self, "platform_hosts", (self.platform_hosts,))
+        object.__setattr__(self, "platform_hosts", tuple(_network(h) for h in self.platform_hosts))
         if self.max_flows < 1:
             raise UsageError(f"settings: max_flows must be >= 1 (got {self.max_flows})")
         if self.max_expansion < 0:

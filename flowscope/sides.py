@@ -16,13 +16,18 @@ from flowscope.geo.special import address_class
 ROLES = ("server", "relay", "peer")
 
 
-def remote_is_orig(orig_ip: list, resp_ip: list) -> list[bool]:
-    """Per flow: the originator is the remote end (an inbound flow)."""
-    return [bool(address_class(r)) and not address_class(o) for o, r in zip(orig_ip, resp_ip)]
+def remote_is_orig(orig_ip: list, resp_ip: list, platform=None) -> list[bool]:
+    """Per flow: the originator is the remote end (an inbound flow). `platform`: the given
+    platform hosts (classify/platform.PlatformHosts), local whatever their address (a
+    webhook reaches a company's public server)."""
+    def local(ip):
+        return bool(address_class(ip)) or (platform is not None and platform.contains(ip))
+    return [local(r) and not local(o) for o, r in zip(orig_ip, resp_ip)]
 
 
-def remote_ips(orig_ip: list, resp_ip: list) -> list[str]:
-    return [o if inbound else r for o, r, inbound in zip(orig_ip, resp_ip, remote_is_orig(orig_ip, resp_ip))]
+def remote_ips(orig_ip: list, resp_ip: list, platform=None) -> list[str]:
+    inbound = remote_is_orig(orig_ip, resp_ip, platform)
+    return [o if b else r for o, r, b in zip(orig_ip, resp_ip, inbound)]
 
 
 def local_is_orig_columns(table: pa.Table) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_no_report_no_pseudonymize_and_key_placement(tmp_path):
     r = _flowscope("analyze", SAMPLE, "--out", out, "--no-report", "--no-pseudonymize", "-q")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["events.parquet", "flows.parquet", "frames.parquet",
-                                                     "manifest.json", "summary.json"]
+                                                     "manifest.json", "summary.json", "transfers.json"]
     assert "10.215.173.1" in set(pq.read_table(out / "flows.parquet")["orig_ip"].to_pylist())
     r = _flowscope("analyze", SAMPLE, "--out", tmp_path / "o", "--pseudonym-key", tmp_path / "o" / "k.key")
     assert r.returncode == 2 and "outside the output directory" in r.stderr and len(r.stderr.splitlines()) == 1

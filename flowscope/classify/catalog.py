@@ -7,14 +7,26 @@ by ``data/manifest.toml``) plus any user files given to :func:`load_catalog`. Ev
 
 File format (the same for built-in and user files)::
 
-    [[host]]            pattern, service, source, date[, note]
-    [[host_group]]      patterns = [...], service, source, date[, note]
+    [[host]]            pattern, service, source, date[, note, fallback, operator, country, channel]
+    [[host_group]]      patterns = [...], service, source, date[, note, ...]
     [[prefix]]          prefix, service, owner, source, date[, asn, status, meta, note]
     [[prefix_group]]    prefixes = [...], and the same fields as [[prefix]]
     [[asn]]             asn, name, owner, country, meta, source, date[, note]
     [[port]]            l4, port, service, confidence, source, date[, note]
     [[app]]             name, service, source, date[, note]
     [[app_group]]       patterns = [...], service, source, date[, note]
+    [[webhook_source]]  prefix, owner, source, date[, asn, note]
+    [[webhook_source_group]] prefixes = [...], and the same fields
+
+Business Platform hosts (issue 13): a ``whatsapp.business_api`` host (the Cloud API) names
+the service only when the flow comes from a platform host; elsewhere its ``fallback``
+service applies (graph.facebook.com is shared by every Graph API product). A
+``whatsapp.bsp`` host names a solution provider: ``operator`` and ``country`` (its company
+and jurisdiction) and ``channel`` ("whatsapp": a WhatsApp-specific API host; "shared": the
+same host carries SMS and other channels) are required. ``webhook_source`` prefixes are the
+dated snapshot of the networks Meta's webhooks come from (AS32934); unlike other keys, a user
+file with any ``webhook_source`` entry replaces the whole built-in snapshot (a newer snapshot
+drops the prefixes Meta withdrew), recorded in ``Catalog.overridden``.
 
 ``service`` is one of :data:`SERVICES`; a prefix ``status`` is "current" (default) or "historic";
 a prefix is Meta's address (``meta``) when the entry says so, else when its ASN is listed with
@@ -60,6 +72,8 @@ from flowscope.schema import CONFIDENCES, SERVICES
 
 STATUSES = ("current", "historic")
 L4_PROTOCOLS = ("tcp", "udp")
+CHANNELS = ("whatsapp", "shared")  # a solution provider's API host: WhatsApp-specific or shared
+CLOUD_API, BSP, WEBHOOK = "whatsapp.business_api", "whatsapp.bsp", "whatsapp.webhook"
 META_OWNER_PREFIXES = ("meta platforms", "facebook")
 
 _DATA = "data"
@@ -85,9 +99,29 @@ class HostRule(_Cited):
     date: str
     note: str = ""
     origin: str = ""  # the file it came from ("builtin:hosts.toml" or a user path)
+    fallback: str = ""  # whatsapp.business_api hosts: the service from a host that is not a platform host
+    operator: str = ""  # whatsapp.bsp hosts: the provider's company ...
+    country: str = ""   # ... and its country (ISO alpha-2)
+    channel: str = ""   # whatsapp.bsp hosts: "whatsapp" (specific) or "shared" (SMS and other channels too)
 
     def describe(self) -> str:
         return f"host {self.pattern}"
+
+
+@dataclass(frozen=True)
+class WebhookSourceRule(_Cited):
+    """A prefix of the networks Meta's webhooks come from (a dated AS32934 snapshot)."""
+    prefix: str
+    owner: str
+    asn: int | None
+    source: str
+    date: str
+    note: str = ""
+    origin: str = ""
+
+    def describe(self) -> str:
+        asn = f" AS{self.asn}" if self.asn is not None else ""
+        return f"webhook source {self.prefix} ({self.owner}{asn})"
 
 
 @dataclass(frozen=True)
@@ -176,15 +210,17 @@ _KINDS = {  # table name -> (kind, list field or None)
     "asn": ("asn", None),
     "port": ("port", None),
     "app": ("app", None), "app_group": ("app", "patterns"),
+    "webhook_source": ("webhook_source", None), "webhook_source_group": ("webhook_source", "prefixes"),
 }
 _FIELDS = {  # kind -> (required fields, optional fields); source/date/note are common
-    "host": (("pattern", "service"), ()),
+    "host": (("pattern", "service"), ("fallback", "operator", "country", "channel")),
     "prefix": (("prefix", "owner"), ("service", "asn", "status", "meta")),
     "asn": (("asn", "name", "owner", "country", "meta"), ()),
     "port": (("l4", "port", "service", "confidence"), ()),
     "app": (("name", "service"), ()),
+    "webhook_source": (("prefix", "owner"), ("asn",)),
 }
-_ITEM_FIELD = {"host": "pattern", "prefix": "prefix", "app": "name"}
+_ITEM_FIELD = {"host": "pattern", "prefix": "prefix", "app": "name", "webhook_source": "prefix"}
 
 
 class _FileError(Exception):
@@ -279,7 +315,11 @@ def _parse_entry(kind: str, entry: dict, item: str | None) -> _Raw:
     common = {"source": _text(entry, "source"), "date": _date(entry), "note": _text(entry, "note", required=False)}
     if kind == "host":
         pattern = _pattern(_text(entry, "pattern"))
-        return _Raw(kind, pattern, {"pattern": pattern, "service": _service(entry), **common})
+        return _Raw(kind, pattern, {"pattern": pattern, "service": _service(entry), **_business(entry), **common})
+    if kind == "webhook_source":
+        prefix = _prefix(_text(entry, "prefix"))
+        return _Raw(kind, prefix, {"prefix": prefix, "owner": _text(entry, "owner"),
+                                   "asn": _int(entry, "asn", 0, 2**32 - 1, required=False), **common})
     if kind == "prefix":
         prefix = _prefix(_text(entry, "prefix"))
         status = entry.get("status", "current")
@@ -304,6 +344,29 @@ def _parse_entry(kind: str, entry: dict, item: str | None) -> _Raw:
                                        "confidence": confidence, **common})
     name = normalize_name(_text(entry, "name"))
     return _Raw(kind, name, {"name": name, "service": _service(entry), **common})
+
+
+def _business(entry: dict) -> dict:
+    """The Business Platform fields of a host entry, checked against its service."""
+    service = entry.get("service")
+    out = {k: _text(entry, k, required=False) for k in ("operator", "country", "channel")}
+    out["fallback"] = _service({"service": entry["fallback"]}) if entry.get("fallback") is not None else ""
+    if service == CLOUD_API and not out["fallback"]:
+        raise _FileError(f"a {CLOUD_API} host needs fallback (the service from hosts that are not platform hosts)")
+    if service == BSP:
+        for key in ("operator", "country", "channel"):
+            if not out[key]:
+                raise _FileError(f"a {BSP} host needs {key}")
+        if out["channel"] not in CHANNELS:
+            raise _FileError(f"channel must be one of {', '.join(CHANNELS)}")
+        if len(out["country"]) != 2 or not out["country"].isalpha():
+            raise _FileError(f"country {out['country']!r} is not an ISO 3166 alpha-2 code")
+        out["country"] = out["country"].upper()
+    elif any(out[k] for k in ("operator", "country", "channel")):
+        raise _FileError(f"operator, country and channel are for {BSP} hosts only")
+    if out["fallback"] and service != CLOUD_API:
+        raise _FileError(f"fallback is for {CLOUD_API} hosts only")
+    return out
 
 
 def _parse_file(label: str, data: bytes) -> list[_Raw]:
@@ -353,8 +416,10 @@ class Catalog:
 
     def __init__(self, hosts: Sequence[HostRule], prefixes: Sequence[PrefixRule], asns: Sequence[AsnRule],
                  ports: Sequence[PortRule], apps: Sequence[AppRule], sources: Sequence[CatalogSource],
-                 version: str, overridden: Sequence[str] = ()):
+                 version: str, overridden: Sequence[str] = (), webhook_sources: Sequence[WebhookSourceRule] = ()):
         self.hosts = tuple(hosts)
+        self.webhook_sources = tuple(webhook_sources)
+        self._webhook_index: _PrefixIndex | None = None
         self.prefixes = tuple(prefixes)
         self.asns = {a.asn: a for a in asns}
         self.ports = {(p.l4, p.port): p for p in ports}
@@ -433,21 +498,57 @@ class Catalog:
         """The ASN of the longest matching prefix per address (None: no prefix, or no ASN on it)."""
         return [r.asn if r is not None else None for r in self.match_addresses(ips, include_historic)]
 
+    # -- the Business Platform (issue 13)
+
+    def webhook_source_ids(self, ips: Sequence) -> np.ndarray:
+        """Index into :attr:`webhook_sources` per address (-1: not from a webhook source network)."""
+        if self._webhook_index is None:
+            self._webhook_index = _PrefixIndex(self.webhook_sources, range(len(self.webhook_sources)))
+        inverse, family, v4, hi, lo = _parse_addresses(ips)
+        out = np.full(family.size, -1, dtype=np.int32)
+        is4, is6 = family == 4, family == 6
+        if is4.any():
+            out[is4] = self._webhook_index.lookup4(v4[is4])
+        if is6.any():
+            out[is6] = self._webhook_index.lookup6(hi[is6], lo[is6])
+        return out[inverse] if len(ips) else np.empty(0, dtype=np.int32)
+
+    def webhook_snapshot_date(self) -> str | None:
+        """The date of the webhook-source snapshot in force (the latest entry date), or None."""
+        return max((r.date for r in self.webhook_sources), default=None)
+
+    def business_names(self, services=(CLOUD_API, BSP)) -> list[str]:
+        """Fixed name parts of the Cloud API and provider hosts, searched in ClientHellos by the
+        flow table so that these flows' TLS records are walked ("*.api.infobip.com" -> "api.infobip.com")."""
+        names = set()
+        for r in self.hosts:
+            if r.service in services:
+                tail = r.pattern[2:] if r.pattern.startswith("*.") else r.pattern
+                if "*" not in tail:
+                    names.add(tail)
+        return sorted(names)
+
     # -- printing
 
     def counts(self) -> dict[str, int]:
         v4 = sum(1 for p in self.prefixes if p.version == 4)
         return {"hosts": len(self.hosts), "prefixes_v4": v4, "prefixes_v6": len(self.prefixes) - v4,
-                "asns": len(self.asns), "ports": len(self.ports), "apps": len(self.apps)}
+                "asns": len(self.asns), "ports": len(self.ports), "apps": len(self.apps),
+                "webhook_sources": len(self.webhook_sources)}
 
     def to_text(self) -> str:
         """One line per entry with its service, source and date (for `flowscope catalog`)."""
         lines = [f"# flowscope service catalog {self.version}"]
         lines += [f"# file {s['path']} sha256={s['sha256']} entries={s['entries']}" for s in self.sources]
         lines += [f"# replaced {o}" for o in self.overridden]
+        if self.webhook_sources:
+            lines.append(f"# webhook sources: snapshot of {self.webhook_snapshot_date()}, "
+                         f"{len(self.webhook_sources)} prefixes (replace with --catalog FILE holding [[webhook_source]])")
         tail = lambda r: f"date={r.date} source={r.source}" + (f" note={r.note}" if r.note else "")  # noqa: E731
         for r in self.hosts:
-            lines.append(f"host\t{r.pattern}\t{r.service}\t{tail(r)}")
+            extra = "".join(f"\t{k}={getattr(r, k)}" for k in ("fallback", "operator", "country", "channel")
+                            if getattr(r, k))
+            lines.append(f"host\t{r.pattern}\t{r.service}{extra}\t{tail(r)}")
         for r in self.prefixes:
             asn = f"AS{r.asn}" if r.asn is not None else "AS?"
             meta = "meta" if r.meta else "non-meta"
@@ -459,6 +560,9 @@ class Catalog:
             lines.append(f"port\t{r.l4}/{r.port}\t{r.service}\tconfidence={r.confidence}\t{tail(r)}")
         for r in self.apps.values():
             lines.append(f"app\t{r.name}\t{r.service}\t{tail(r)}")
+        for r in self.webhook_sources:
+            asn = f"AS{r.asn}" if r.asn is not None else "AS?"
+            lines.append(f"webhook_source\t{r.prefix}\towner={r.owner}\t{asn}\t{tail(r)}")
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
@@ -522,6 +626,13 @@ def _load_catalog(extra: Sequence = ()) -> Catalog:
         digest = hashlib.sha256(data).hexdigest()
         outer.update(bytes.fromhex(digest))
         raws = _parse_file(label, data)
+        if not is_builtin and merged["webhook_source"] and any(r.kind == "webhook_source" for r in raws):
+            # a snapshot replaces the snapshot: prefixes Meta withdrew must not stay
+            before = sorted({f["origin"] for f in merged["webhook_source"].values()})
+            overridden.append(f"webhook_source snapshot: {', '.join(before)} -> {label}")
+            for key in [k for k in where if k[0] == "webhook_source"]:
+                del where[key]
+            merged["webhook_source"].clear()
         for raw in raws:
             key = (raw.kind, raw.key)
             if key in where:
@@ -544,7 +655,8 @@ def _load_catalog(extra: Sequence = ()) -> Catalog:
     return Catalog(hosts=[HostRule(**f) for f in merged["host"].values()], prefixes=prefixes, asns=asns,
                    ports=[PortRule(**f) for f in merged["port"].values()],
                    apps=[AppRule(**f) for f in merged["app"].values()],
-                   sources=sources, version=version, overridden=overridden)
+                   sources=sources, version=version, overridden=overridden,
+                   webhook_sources=[WebhookSourceRule(**f) for f in merged["webhook_source"].values()])
 
 
 class AddressSet:

@@ -29,6 +29,16 @@ Precedence, strongest first; the first step that decides returns (``evidence`` n
    ("ip-prefix"); a prefix whose own service is "other" but whose ASN is a Meta ASN gives
    meta.other ("asn"). A port hint only refines a current whatsapp.other/meta.other prefix
    (e.g. tcp/5222 on a Meta address -> whatsapp.chat, "port"); historic prefixes are not refined.
+   Business Platform (issue 13), decided among the names and before the addresses:
+   - An inbound TCP connection to a local address (or a platform host) from a network of
+     the webhook-source snapshot (AS32934) -> whatsapp.webhook ("tls-client-cert", high, when
+     Meta's mTLS client certificate was seen in clear; else "ip-prefix", low: Meta's
+     crawlers and other products' webhooks come from the same networks).
+   - A whatsapp.business_api host (graph.facebook.com, lookaside.fbsbx.com) names the Cloud
+     API only from a platform host; elsewhere its fallback service, with evidence saying the
+     name is shared by all Graph API products.
+   - A whatsapp.bsp host names a solution provider: not Meta (is_meta false); confidence low
+     where the host is shared with SMS and other channels.
 6. Nothing Meta's: "other". If a port hint exists it is reported as not applied ("port", low:
    XMPP servers on 5222 and every STUN/TURN service on 3478 stay "other"); otherwise nothing
    in the catalog matched and ``evidence`` is empty ("", low, rule "no catalog match"), as
@@ -47,10 +57,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable, Sequence
 
-from flowscope.classify.catalog import Catalog, PrefixRule
+from flowscope.classify.catalog import BSP, CLOUD_API, WEBHOOK, Catalog, HostRule, PrefixRule, WebhookSourceRule
 
-EVIDENCE_KINDS = ("app-uid", "wa-prologue", "wa-frames", "tls-records", "stun", "sni", "quic-sni", "dns", "http-host", "ip-prefix", "asn",
-                  "port")
+EVIDENCE_KINDS = ("app-uid", "wa-prologue", "wa-frames", "tls-records", "stun", "tls-client-cert", "sni", "quic-sni", "dns",
+                  "http-host", "ip-prefix", "asn", "port")
+WEBHOOK_CLIENT_CERT = "client.webhooks.fbclientcerts.com"
+ON_PREM_MARK = "legacy On-Premises API"  # in catalog_rule of a platform host's chat flow (report/findings.py)
+SHARED_GRAPH = "shared by all Graph API products"
 NO_EVIDENCE = ""  # the evidence value when nothing in the catalog matched
 DNS_PORT = 53
 _UNSET = object()
@@ -72,6 +85,10 @@ class FlowEvidence:
     http_host: str | None = None  # HTTP Host header
     dns_name: str | None = None  # the name a DNS answer before the flow resolved resp_ip to
     dns_queries: tuple[str, ...] = ()  # names this flow asked for, if it is a DNS flow
+    orig_ip: str = ""  # originator (client) address
+    resp_local: bool = False  # the responder is a local address or a platform host (an inbound flow)
+    platform_host: bool = False  # the flow's local end is a Business Platform host (classify/stage.py)
+    client_cert: str | None = None  # a client certificate name seen in clear (Meta's webhook mTLS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,7 @@ class Label:
 def classify(ev: FlowEvidence, catalog: Catalog, *, include_historic: bool = True) -> Label:
     """Classify one flow. Pure: the same evidence and catalog always give the same label."""
     addr = catalog.match_addresses([ev.resp_ip], include_historic)[0]
-    return _decide(ev, catalog, addr)
+    return _decide(ev, catalog, addr, _hooks([ev], catalog)[0])
 
 
 def classify_many(evidences: Iterable[FlowEvidence], catalog: Catalog, *,
@@ -97,7 +114,24 @@ def classify_many(evidences: Iterable[FlowEvidence], catalog: Catalog, *,
     evidences = list(evidences)
     ids = catalog.match_address_ids([ev.resp_ip for ev in evidences], include_historic).tolist()
     rules = catalog.prefixes
-    return [_decide(ev, catalog, rules[i] if i >= 0 else None) for ev, i in zip(evidences, ids)]
+    return [_decide(ev, catalog, rules[i] if i >= 0 else None, hook)
+            for ev, i, hook in zip(evidences, ids, _hooks(evidences, catalog))]
+
+
+def _hooks(evidences: list[FlowEvidence], catalog: Catalog) -> list[WebhookSourceRule | None]:
+    """The webhook-source prefix of each inbound TCP flow's originator (None elsewhere)."""
+    out: list[WebhookSourceRule | None] = [None] * len(evidences)
+    inbound = [k for k, ev in enumerate(evidences) if ev.resp_local and (ev.l4 or "").lower() == "tcp" and ev.orig_ip]
+    if inbound and catalog.webhook_sources:
+        ids = catalog.webhook_source_ids([evidences[k].orig_ip for k in inbound]).tolist()
+        for k, i in zip(inbound, ids):
+            out[k] = catalog.webhook_sources[i] if i >= 0 else None
+    return out
+
+
+def webhook_receivers(evidences: Sequence[FlowEvidence], catalog: Catalog) -> set[str]:
+    """Local addresses that receive webhooks from Meta: the platform hosts the capture shows."""
+    return {ev.resp_ip for ev, hook in zip(evidences, _hooks(list(evidences), catalog)) if hook is not None}
 
 
 def labels_to_columns(labels: Sequence[Label]) -> dict[str, list]:
@@ -128,7 +162,30 @@ def _family(service: str) -> str | None:
     return None
 
 
-def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None) -> Label:
+def _effective(rule: HostRule, ev: FlowEvidence) -> str:
+    """The service a host rule gives this flow: a Cloud API host only from a platform host."""
+    return rule.fallback if rule.service == CLOUD_API and not ev.platform_host else rule.service
+
+
+def _name_label(rule: HostRule, ev: FlowEvidence, evidence: str, confidence: str, label) -> Label:
+    if rule.service == CLOUD_API:
+        if ev.platform_host:
+            return label(CLOUD_API, evidence, confidence, f"{rule.cite()} from a platform host (it receives "
+                         "webhooks from Meta, or was given with --platform-host)")
+        return label(rule.fallback, evidence, confidence, f"{rule.cite()}; the name is {SHARED_GRAPH} (Login, "
+                     "Marketing, Instagram): not counted as the WhatsApp Cloud API, this host is not a platform host")
+    if rule.service == BSP:
+        shared = rule.channel == "shared"
+        text = (f"{rule.cite()}; solution provider {rule.operator} ({rule.country}); the provider's onward leg to "
+                "Meta is not visible here")
+        if shared:
+            text += "; the host is shared with SMS and other channels, so WhatsApp is not proven"
+        return label(BSP, evidence, "low" if shared else confidence, text)
+    return label(rule.service, evidence, confidence, rule.cite())
+
+
+def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None,
+            hook: WebhookSourceRule | None = None) -> Label:
     hostname = ev.sni or ev.quic_sni or ev.http_host or ev.dns_name or ""
     meta_addr = addr is not None and (addr.meta or catalog.is_meta_asn(addr.asn))
     app = catalog.match_app(ev.app)
@@ -136,8 +193,8 @@ def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None) -> Labe
     l4 = (ev.l4 or "").lower()
 
     def label(service: str, evidence: str, confidence: str, rule: str, host: str | None = None) -> Label:
-        return Label(service, service != "other" or meta_addr, hostname if host is None else host, evidence,
-                     confidence, rule)
+        return Label(service, service not in ("other", BSP) or meta_addr, hostname if host is None else host,
+                     evidence, confidence, rule)
 
     # 1. protocol evidence
     if ev.wa_prologue:
@@ -163,22 +220,29 @@ def _decide(ev: FlowEvidence, catalog: Catalog, addr: PrefixRule | None) -> Labe
         hits = []
         for query in ev.dns_queries:
             rule = catalog.match_host(query) if isinstance(query, str) else None
-            if rule is not None and _family(rule.service):
-                hits.append((_family(rule.service) != "whatsapp", query, rule))
+            service = _effective(rule, ev) if rule is not None and rule.service != BSP else ""
+            if _family(service):
+                hits.append((_family(service) != "whatsapp", query, rule, service))
         if hits:
-            _, query, rule = min(hits, key=lambda h: h[0])  # a WhatsApp name first, else the first Meta one
-            family = _family(rule.service)
+            _, query, rule, service = min(hits, key=lambda h: h[0])  # a WhatsApp name first, else the first Meta one
+            family = _family(service)
             return label(f"{family}.other", "dns", "medium", f"DNS query for a {family} name ({rule.cite()})")
         # hostname stays the server's (none for a resolver): the names asked are in dns_queries
 
-    # 3. names
+    # 3. names (a webhook's SNI is the company's own name: the source network decides first)
+    if hook is not None:
+        if ev.client_cert == WEBHOOK_CLIENT_CERT:
+            return label(WEBHOOK, "tls-client-cert", "high", f"Meta's webhook mTLS client certificate "
+                         f"{WEBHOOK_CLIENT_CERT} seen in clear (TLS 1.2), from {hook.cite()}")
+        return label(WEBHOOK, "ip-prefix", "low", f"inbound connection to a local server from {hook.cite()}; "
+                     "Meta's crawlers and other Graph API products' webhooks use the same networks")
     for evidence, value, confidence in (("sni", ev.sni, "high"), ("quic-sni", ev.quic_sni, "high"),
                                         ("http-host", _http_host(ev.http_host), "medium"),
                                         ("dns", ev.dns_name, "medium")):
         if value:
             rule = catalog.match_host(value)
             if rule is not None:
-                return label(rule.service, evidence, confidence, rule.cite())
+                return _name_label(rule, ev, evidence, confidence, label)
 
     # 4. the app that made the flow (PCAPdroid)
     if app is not None:

@@ -7,12 +7,14 @@ the flow's responder address (latest such answer wins).
 from __future__ import annotations
 
 import bisect
+from dataclasses import replace
 
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
-from flowscope.classify.classifier import FlowEvidence, Label, classify_many
+from flowscope.classify.classifier import ON_PREM_MARK, FlowEvidence, Label, classify_many, webhook_receivers
 from flowscope.dissect import evidence as ev_mod
+from flowscope.classify.platform import PlatformHosts
 from flowscope.sides import remote_is_orig
 
 
@@ -70,7 +72,7 @@ def _call_legs(cols, starts, ends, labels) -> tuple[list, set]:
 RELAY_PORT = 3478  # WhatsApp's relays answer STUN/TURN on 3478; a peer's port is ephemeral
 
 
-def _remote_roles(cols, labels, evidences, legs: set, catalog) -> list[str]:
+def _remote_roles(cols, labels, evidences, legs: set, catalog, platform=None) -> list[str]:
     """What the remote end is (sides.ROLES), decided once for every later stage:
     - peer: the other party of a direct call. A UDP flow on the socket of a WhatsApp STUN
       flow (legs); one whose remote end the device itself reported back in STUN (a device
@@ -79,7 +81,7 @@ def _remote_roles(cols, labels, evidences, legs: set, catalog) -> list[str]:
     - relay: a WhatsApp call flow to port 3478, with WhatsApp's STUN message types, or to a
       Meta address;
     - server: everything else."""
-    inbound = remote_is_orig(cols["orig_ip"], cols["resp_ip"])
+    inbound = remote_is_orig(cols["orig_ip"], cols["resp_ip"], platform)
     remote = [o if b else r for o, r, b in zip(cols["orig_ip"], cols["resp_ip"], inbound)]
     port = [o if b else r for o, r, b in zip(cols["orig_port"], cols["resp_port"], inbound)]
     asns = catalog.asn_of(remote)
@@ -139,6 +141,12 @@ def _resync_label(lb: Label, walk) -> Label:
     return lb
 
 
+def _on_prem(lb: Label) -> Label:
+    """A platform host holding a WhatsApp chat connection runs the legacy On-Premises API."""
+    return replace(lb, rule=f"{lb.rule}; from a platform host: the {ON_PREM_MARK}, whose last client "
+                   "expired on 2025-10-23 (whatsapp-business-and-frames.md §1.4 [17])")
+
+
 def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
     `walks` the stitched frame walks (metadata/walked.Walks)."""
@@ -150,13 +158,19 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     dns_index = _dns_index(evidences)
     starts = table["ts_start"].cast(pa.int64()).to_pylist()
     catalog = load_catalog(settings.catalogs)
+    given = PlatformHosts(settings.platform_hosts)
     flows = [FlowEvidence(l4=l4[i], resp_ip=cols["resp_ip"][i], resp_port=resp_port[i],
                           orig_port=orig_port[i], app=cols["app"][i], wa_prologue=e.wa_prologue,
                           stun=e.stun, stun_whatsapp=e.stun_whatsapp, sni=e.sni, quic_sni=e.quic_sni,
                           http_host=e.http_host, dns_name=_dns_name(dns_index, cols["resp_ip"][i], starts[i]),
-                          dns_queries=e.dns_queries)
+                          dns_queries=e.dns_queries, orig_ip=cols["orig_ip"][i],
+                          resp_local=given.is_local(cols["resp_ip"][i]), client_cert=e.client_cert)
              for i, e in enumerate(evidences)]
+    # A platform host receives webhooks from Meta (seen anywhere in the capture) or was given
+    platform = webhook_receivers(flows, catalog)
+    flows = [replace(f, platform_host=f.orig_ip in platform or given.contains(f.orig_ip)) for f in flows]
     labels = classify_many(flows, catalog)
+    labels = [_on_prem(lb) if f.platform_host and lb.service == "whatsapp.chat" else lb for f, lb in zip(flows, labels)]
     labels, legs = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
     if walks is not None and walks.flows:
         labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
@@ -170,7 +184,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
         "sni": [e.sni or e.quic_sni for e in evidences],
         "dns_name": [f.dns_name for f in flows],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
-        "remote_role": _remote_roles(cols, labels, evidences, legs, catalog),
+        "remote_role": _remote_roles(cols, labels, evidences, legs, catalog, given),
         "dns_queries": [list(e.dns_queries) for e in evidences],
         "local_names": [list(e.local_names) for e in evidences],
     }
@@ -178,6 +192,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     from flowscope import schema
     for c in schema.LABELS:
         table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
-    notes = {"catalog": {"version": catalog.version, "sources": catalog.sources},
+    notes = {"catalog": {"version": catalog.version, "sources": catalog.sources,
+                         "webhook_sources_date": catalog.webhook_snapshot_date()},
              "dissectors": dict(sorted(counts.items()))}
     return table, notes

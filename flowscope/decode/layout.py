@@ -57,6 +57,10 @@ HINT_OTHER, HINT_WA, HINT_TLS = 1, 2, 3  # HTTP/STUN/QUIC; "ED"/"WA" prologue; T
 # keeps it if the next segment names web.whatsapp.com); with KEEP_STREAM, the record is
 # such an open connection (walked by resynchronising) or WhatsApp Web (TLS records)
 KEEP_EVIDENCE, KEEP_STREAM, KEEP_HELLO, KEEP_RESYNC, KEEP_WEB = 1, 2, 4, 8, 16
+# With KEEP_WEB, Business Platform records (issue 13): a ClientHello naming a Cloud API host
+# (walked only from a platform host: dissect/streams.py decides), or one from a webhook-source
+# network (its responder is a platform host).
+KEEP_CLOUD, KEEP_HOOK = 32, 64
 
 NO_UID = -(2**31) - 1  # outside int32: "no PCAPdroid information on this packet"
 

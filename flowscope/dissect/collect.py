@@ -52,6 +52,7 @@ class PayloadCollector:
         # first packet may continue a flow of the previous part: the table keeps its bytes
         # whatever they look like, so that joining parts reproduces the single-file result.
         self.keep = (*KEEP_TCP, *KEEP_UDP, continuation_ns if parts > 1 else -1)
+        self.business = None  # flows/table.BusinessWalks: Business Platform records walked (pipeline sets it)
 
     def snapshot(self) -> "PayloadCollector":
         """A copy that evidence.for_flows may consume while this one keeps collecting."""

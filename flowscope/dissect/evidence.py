@@ -28,6 +28,8 @@ KEEP_TCP = (4, 0)
 KEEP_UDP = (4, 2)
 MAX_FLOW_NAMES = 1024
 MAX_FLOW_ANSWERS = 8192
+# The CN of the client certificate Meta's webhooks present with mTLS (whatsapp-business-and-frames.md §1.2 [7][9])
+WEBHOOK_CLIENT_CERT = b"client.webhooks.fbclientcerts.com"
 
 
 class FlowBytes:
@@ -71,6 +73,7 @@ class Evidence:
     dns_queries: tuple = ()
     dns_answers: list = field(default_factory=list)  # (ts_ns, address, queried name)
     local_names: tuple = ()  # names of local devices (see dissect/names.py)
+    client_cert: str | None = None  # Meta's webhook mTLS client certificate name, seen in clear (TLS 1.2)
 
 
 def reassemble(segments: list[tuple[int, bytes]], limit: int = KEEP_FLOW_BYTES) -> bytes:
@@ -122,6 +125,7 @@ def merged(items: list[Evidence]) -> Evidence:
         out.dns_queries += tuple(q for q in e.dns_queries if q not in out.dns_queries)
         out.dns_answers += e.dns_answers
         out.local_names += tuple(n for n in e.local_names if n not in out.local_names)
+        out.client_cert = out.client_cert or e.client_cert
     return out
 
 
@@ -135,6 +139,10 @@ def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
     status, hello = tls.parse_client_hello(stream)
     if status == "ok" and hello is not None:
         ev.sni, ev.alpn = hello.sni, hello.alpn
+        # TLS 1.2 sends the client's Certificate in clear in its second flight (within the
+        # first packets kept); under TLS 1.3 it is encrypted and this never matches.
+        if WEBHOOK_CLIENT_CERT in stream:
+            ev.client_cert = WEBHOOK_CLIENT_CERT.decode()
         return
     if status in ("malformed", "need-more", "limit"):
         counts[f"tls-{status}"] += 1

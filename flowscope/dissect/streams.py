@@ -6,7 +6,12 @@ The flow table marks (KEEP bits) every payload packet of three kinds of TCP reco
   (KEEP_HELLO: walked tentatively until the next segment decides);
 - connections already open when the part began, on ports 5222/443/80 (KEEP_STREAM |
   KEEP_RESYNC): walked only where the responder is a WhatsApp or Meta address of the
-  catalog (or on 5222), searching for frame boundaries (metadata/framewalk.py).
+  catalog (or on 5222), searching for frame boundaries (metadata/framewalk.py);
+- Business Platform records (issue 13), walked like WhatsApp Web (KEEP_WEB): a ClientHello
+  naming a solution provider; one from a webhook-source network (KEEP_HOOK: its responder is
+  a platform host from then on); one naming a Cloud API host (KEEP_CLOUD), walked only from a
+  platform host (given, or one that received a webhook earlier in the part): the same name
+  from any other host is another Graph API product, whose walk would be dropped anyway.
 
 Each record gets a RecordWalk: two framewalk.Direction objects, fed here in capture order.
 Their state is bounded (pending and search bytes, a continuation's first segments), so a
@@ -21,12 +26,12 @@ from collections import Counter
 import numpy as np
 
 from flowscope.decode.layout import (
-    ACK, DIR, DPORT, DST_HI, DST_LO, FLAGS, FLOW, KEEP, KEEP_HELLO, KEEP_RESYNC, KEEP_STREAM, KEEP_WEB, NTH, PCAP,
-    PLEN, POFF, SEQ, SPORT, SRC_HI, SRC_LO, TS,
+    ACK, DIR, DPORT, DST_HI, DST_LO, FLAGS, FLOW, KEEP, KEEP_CLOUD, KEEP_HELLO, KEEP_HOOK, KEEP_RESYNC, KEEP_STREAM,
+    KEEP_WEB, NTH, PCAP, PLEN, POFF, SEQ, SPORT, SRC_HI, SRC_LO, TS,
 )
 from flowscope.metadata.framewalk import HEAD_LIMIT, LEGACY, LOCKED, NOISE, OFF, PROLOGUE, SEARCH, TLS, Direction
 
-_COLS = [FLOW, DIR, SEQ, ACK, TS, PLEN, PCAP, POFF, NTH, KEEP, FLAGS]
+_COLS = [FLOW, DIR, SEQ, ACK, TS, PLEN, PCAP, POFF, NTH, KEEP, FLAGS, SRC_HI, SRC_LO, DST_HI, DST_LO]
 ACK_FLAG = 0x10
 CHAT_PORT = 5222
 # An open connection to a server that is not a candidate is not walked; with several parts
@@ -34,6 +39,30 @@ CHAT_PORT = 5222
 # missing from the catalog) of the part before.
 HEAD_LIMIT_OTHER = 16 << 10
 WA, WEB, RESYNC = "wa", "web", "resync"
+
+
+class PlatformAddresses:
+    """Business Platform hosts as the walk meets them: the networks given (--platform-host)
+    and the responders of webhook records seen so far (packet-batch halves, IPv4 mapped)."""
+
+    def __init__(self, networks=()):
+        import ipaddress
+        self.networks = tuple(ipaddress.ip_network(n) for n in networks)
+        self.receivers: set[tuple[int, int]] = set()
+
+    def __contains__(self, halves: tuple[int, int]) -> bool:
+        if halves in self.receivers:
+            return True
+        if not self.networks:
+            return False
+        import ipaddress
+        value = ((halves[0] & (2**64 - 1)) << 64) | (halves[1] & (2**64 - 1))
+        addr = ipaddress.IPv6Address(value)
+        addr = addr.ipv4_mapped or addr
+        return any(addr.version == n.version and addr in n for n in self.networks)
+
+    def merge(self, other: "PlatformAddresses") -> None:
+        self.receivers |= other.receivers
 
 
 class RecordWalk:
@@ -83,6 +112,7 @@ class StreamWalks:
         self.keep_head = keep_head
         self.counts: Counter = Counter()
         self.packets = 0
+        self.platform = PlatformAddresses()  # pipeline.new_collector sets the given networks
 
     def __call__(self, buf: np.ndarray, P: np.ndarray, part: int, kept: np.ndarray) -> None:
         bits = P[kept, KEEP]
@@ -93,21 +123,33 @@ class StreamWalks:
             return
         self._screen(P, rows, part)
         mem = memoryview(buf)
-        for f, d, seq, ack, ts, plen, cap, off, nth, keep, flags in P[rows][:, _COLS].tolist():
+        for f, d, seq, ack, ts, plen, cap, off, nth, keep, flags, *ends in P[rows][:, _COLS].tolist():
             key = (part, f)
             walk = self.walks.get(key)
             if walk is None:
                 if key in self.ignored:
                     continue
-                walk = self._start(key, keep)
+                walk = self._start(key, keep, ends)
+                if walk is None:
+                    continue
             ack = ack if d == 0 and nth == 0 and flags & ACK_FLAG else None
             walk.feed(d, seq, ack, ts, plen, mem[off:off + max(cap, 0)])
             self.packets += 1
 
-    def _start(self, key, keep: int) -> RecordWalk:
+    def _start(self, key, keep: int, ends) -> RecordWalk | None:
+        """A new record's walk, or None (added to `ignored`): a Cloud API hello not from a
+        platform host. `ends`: the packet's (src hi, lo, dst hi, lo); the first packet of a
+        Business Platform record is its originator's hello."""
         if keep & KEEP_HELLO:
             walk = self.tentative[key] = RecordWalk(WEB)
             return walk
+        if keep & KEEP_HOOK:
+            self.platform.receivers.add((ends[2], ends[3]))
+        elif keep & KEEP_CLOUD and (ends[0], ends[1]) not in self.platform:
+            self.tentative.pop(key, None)
+            self.ignored.add(key)
+            self.counts["walk-skipped-cloud-not-platform"] += 1
+            return None
         got = self.tentative.pop(key, None)
         if got is not None and keep & KEEP_WEB:
             self.walks[key] = got
@@ -172,6 +214,7 @@ class StreamWalks:
             mine.update(theirs)
         self.counts.update(other.counts)
         self.packets += other.packets
+        self.platform.merge(other.platform)
 
     def get(self, key) -> RecordWalk | None:
         return self.walks.get(key) or self.tentative.get(key)

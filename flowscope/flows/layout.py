@@ -63,6 +63,9 @@ NF = FLOW_RECORD.width
 # HELLO_PENDING: a ClientHello whose first segment did not name the server; the next
 # originator segment decides.
 STREAM_NONE, STREAM_WA, STREAM_WEB, STREAM_RESYNC, STREAM_HELLO_PENDING = 0, 1, 2, 3, -1
+# Business Platform records (issue 13), walked like WhatsApp Web: a ClientHello naming a Cloud
+# API host (CLOUD) or coming from a webhook-source network (HOOK); a provider name gives WEB.
+STREAM_CLOUD, STREAM_HOOK = 4, 5
 RESYNC_PORTS = (5222, 443, 80)
 WEB_WHATSAPP = b"web.whatsapp.com"
 

@@ -9,6 +9,9 @@ same direction within the dedup window) are suppressed and counted.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -18,7 +21,8 @@ from flowscope.flows.layout import (
     END_IDLE, END_REASON, END_RST, TCP_FIN, FIRST, FIRST_ANY, FIRST_PURE_SYN, FRAME, HASH, K_AHI,
     K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO, ISN, LAST, LAST_ANY, ND, NF, NONE, NPAY, OPEN_AT_END,
     ORIG_IS_A, PART, PAYLOAD, PKTS, TCP_RST, SERIAL, STREAM, STREAM_RESYNC, STREAM_HELLO_PENDING,
-    STREAM_NONE, STREAM_WA, STREAM_WEB, TCP_SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER, TO_TCP,
+    STREAM_CLOUD, STREAM_HOOK, STREAM_NONE, STREAM_WA, STREAM_WEB, TCP_SYN, SYN_TS, SYNACK_TS, TCPFLAGS, TO_OTHER,
+    TO_TCP,
     TO_TCP_CLOSED, TO_UDP, USEFUL, WEB_WHATSAPP,
 )
 
@@ -251,13 +255,62 @@ def _contains(buf, off, n, needle):
 
 
 @njit(cache=True)
-def _stream(T, r, P, i, d, buf):
-    """KEEP bits for the frame walk: every payload packet of a WhatsApp chat or Web record.
+def _contains_any(buf, off, n, names, ends, first):
+    """The index of the first of the names (concatenated in `names`, ending at `ends`) that
+    buf[off:off+n] contains, or -1. One pass; a byte is compared further only where a name
+    starts with it."""
+    for k in range(off, off + n):
+        if not first[buf[k]]:
+            continue
+        start = 0
+        for e in range(len(ends)):
+            end = ends[e]
+            m = end - start
+            if k + m <= off + n:
+                j = 0
+                while j < m and buf[k + j] == names[start + j]:
+                    j += 1
+                if j == m:
+                    return e
+            start = end
+    return -1
+
+
+@njit(cache=True)
+def _named(buf, off, cap, names, ends, first, cloud):
+    """The STREAM_* value a ClientHello segment's names give (STREAM_NONE: none of them)."""
+    if _contains(buf, off, cap, NEEDLE):
+        return STREAM_WEB
+    e = _contains_any(buf, off, cap, names, ends, first)
+    if e < 0:
+        return STREAM_NONE
+    return STREAM_CLOUD if cloud[e] else STREAM_WEB
+
+
+@njit(cache=True)
+def _from_hook_source(P, i, hooks):
+    """Is packet i's source in one of the webhook-source ranges? `hooks` rows: (hi, lo start,
+    hi, lo end) as unsigned order mapped onto int64 (sign bit flipped), sorted; few rows."""
+    hi = P[i, pk.SRC_HI] ^ np.int64(-9223372036854775808)
+    lo = P[i, pk.SRC_LO] ^ np.int64(-9223372036854775808)
+    for r in range(len(hooks)):
+        if (hi > hooks[r, 0] or (hi == hooks[r, 0] and lo >= hooks[r, 1])) and \
+                (hi < hooks[r, 2] or (hi == hooks[r, 2] and lo <= hooks[r, 3])):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _stream(T, r, P, i, d, buf, biz):
+    """KEEP bits for the frame walk: every payload packet of a WhatsApp chat or Web record,
+    and of a Business Platform record (walked like WhatsApp Web: TLS records).
 
     Decided at the record's first originator payload: the WhatsApp prologue (decode's
-    HINT), or a TLS ClientHello containing web.whatsapp.com (searched in its first
-    segment and, if the hello continues, in the next one). A record that began without a
-    SYN on a chat port (STREAM_RESYNC) is walked from its first payload."""
+    HINT), or a TLS ClientHello containing web.whatsapp.com or one of the Cloud API and
+    solution-provider names (searched in its first segment and, if the hello continues, in
+    the next one), or a ClientHello from a webhook-source network (an inbound webhook). A
+    record that began without a SYN on a chat port (STREAM_RESYNC) is walked from its first
+    payload."""
     st = T[r, STREAM]
     if st == STREAM_RESYNC:
         if d == 0 and P[i, pk.NTH] == 0 and P[i, pk.HINT] == pk.HINT_WA:
@@ -265,32 +318,40 @@ def _stream(T, r, P, i, d, buf):
             return pk.KEEP_STREAM
         return pk.KEEP_STREAM | pk.KEEP_RESYNC
     nth = P[i, pk.NTH]
+    names, ends, first, hooks, cloud = biz
     if d == 0 and nth == 0 and st == STREAM_NONE:
         hint = P[i, pk.HINT]
         off, cap = P[i, pk.POFF], P[i, pk.PCAP]
         if hint == pk.HINT_WA:
             st = STREAM_WA
         elif hint == pk.HINT_TLS and len(buf) > 0 and cap > 0:
-            if _contains(buf, off, cap, NEEDLE):
-                st = STREAM_WEB
-            elif cap >= 5 and ((np.int64(buf[off + 3]) << 8) | buf[off + 4]) + 5 > cap:
-                T[r, STREAM] = STREAM_HELLO_PENDING
-                return pk.KEEP_HELLO
+            if len(hooks) > 0 and _from_hook_source(P, i, hooks):
+                st = STREAM_HOOK
+            else:
+                st = _named(buf, off, cap, names, ends, first, cloud)
+                if st == STREAM_NONE and cap >= 5 and ((np.int64(buf[off + 3]) << 8) | buf[off + 4]) + 5 > cap:
+                    T[r, STREAM] = STREAM_HELLO_PENDING
+                    return pk.KEEP_HELLO
         T[r, STREAM] = st
     elif d == 0 and nth == 1 and st == STREAM_HELLO_PENDING:
-        found = len(buf) > 0 and P[i, pk.PCAP] > 0 and _contains(buf, P[i, pk.POFF], P[i, pk.PCAP], NEEDLE)
-        st = STREAM_WEB if found else STREAM_NONE
+        off, cap = P[i, pk.POFF], P[i, pk.PCAP]
+        st = _named(buf, off, cap, names, ends, first, cloud) if len(buf) > 0 and cap > 0 else STREAM_NONE
         T[r, STREAM] = st
     if st == STREAM_WEB:
         return pk.KEEP_STREAM | pk.KEEP_WEB
+    if st == STREAM_CLOUD:
+        return pk.KEEP_STREAM | pk.KEEP_WEB | pk.KEEP_CLOUD
+    if st == STREAM_HOOK:
+        return pk.KEEP_STREAM | pk.KEEP_WEB | pk.KEEP_HOOK
     return pk.KEEP_STREAM if st > 0 else 0
 
 
 @njit(cache=True, nogil=True)
-def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep, buf):
+def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, capture, keep, buf, biz):
     """Account packets P[start:n]; finished flows are copied to `out`.
 
-    `buf` is the read buffer P's offsets point into (empty: no stream detection).
+    `buf` is the read buffer P's offsets point into (empty: no stream detection); `biz` the
+    Business Platform names and webhook ranges whose records are walked (business_arrays).
 
     Returns (next packet, flows written to out, status); status UPDATE_GROW asks the caller
     to enlarge the table and call again from `next packet`.
@@ -343,7 +404,7 @@ def update(T, index, free, S, P, start, n, timeouts, dedup_ns, out, part, captur
         elif keep[KEEP_TCP0] >= 0:
             k = _keep(T, r, P, i, d, S, keep)
             if (proto & 0xFF) == 6 and P[i, pk.PLEN] > 0:
-                k |= _stream(T, r, P, i, d, buf)
+                k |= _stream(T, r, P, i, d, buf, biz)
             P[i, pk.KEEP] = k
     return n, n_out, UPDATE_DONE
 
@@ -378,18 +439,68 @@ def reindex(T, index):
 
 
 _NO_BUF = np.zeros(0, dtype=np.uint8)
+_SIGN = 1 << 63
+
+
+def business_arrays(names=(), networks=(), cloud_names=()) -> tuple:
+    """The compiled walk's view of the Business Platform: `names` (Cloud API and provider
+    host names, searched in ClientHellos; those in `cloud_names` are walked from platform
+    hosts only) and `networks` (ipaddress networks webhooks come from; IPv4 as
+    ::ffff:a.b.c.d like the packet batch) as (names, ends, first-byte table, ranges, cloud)."""
+    raw = [n.encode("ascii") for n in names]
+    blob = np.frombuffer(b"".join(raw), dtype=np.uint8).copy() if raw else np.zeros(0, dtype=np.uint8)
+    ends = np.cumsum([len(r) for r in raw]).astype(np.int64) if raw else np.zeros(0, dtype=np.int64)
+    first = np.zeros(256, dtype=np.bool_)
+    for r in raw:
+        first[r[0]] = True
+    rows = []
+    for net in networks:
+        lo_addr, hi_addr = int(net.network_address), int(net.broadcast_address)
+        if net.version == 4:
+            lo_addr, hi_addr = lo_addr | (0xFFFF << 32), hi_addr | (0xFFFF << 32)
+        rows.append([_signed((lo_addr >> 64) ^ _SIGN), _signed((lo_addr & (2**64 - 1)) ^ _SIGN),
+                     _signed((hi_addr >> 64) ^ _SIGN), _signed((hi_addr & (2**64 - 1)) ^ _SIGN)])
+    ranges = np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
+    cloud = np.array([n in cloud_names for n in names], dtype=np.bool_)
+    return blob, ends, first, ranges, cloud
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= _SIGN else v
+
+
+NO_BUSINESS = business_arrays()
+
+
+class BusinessWalks(NamedTuple):
+    """The Business Platform records a run walks: host names and webhook networks (CIDR
+    text). A tuple, so that parts read elsewhere compare equal as configuration (engine/combine.py)."""
+    names: tuple = ()
+    networks: tuple = ()
+    cloud_names: tuple = ()  # the subset of names walked from platform hosts only
+
+    @property
+    def arrays(self) -> tuple:
+        return _business_cached(self.names, self.networks, self.cloud_names)
+
+
+@lru_cache(maxsize=4)
+def _business_cached(names: tuple, networks: tuple, cloud_names: tuple) -> tuple:
+    import ipaddress
+    return business_arrays(names, [ipaddress.ip_network(n) for n in networks], cloud_names)
 
 
 class FlowTable:
     """Python owner of the compiled table's arrays; grows them when full."""
 
     def __init__(self, timeouts_ns: np.ndarray, dedup_ns: int, rows: int = 1 << 14, keep=None,
-                 max_flows: int = 1 << 20, source: str = "input"):
+                 max_flows: int = 1 << 20, source: str = "input", business: tuple | None = None):
         """keep: (tcp orig, tcp resp, udp orig, udp resp, continuation ns) or None (no dissection);
         max_flows: the memory guard, concurrent flows beyond which `add` raises LimitError
         naming `source`."""
         self.max_flows = max_flows
         self.source = source
+        self.business = business if business is not None else NO_BUSINESS
         rows = max(1, min(rows, max_flows))
         self.timeouts = timeouts_ns
         self.dedup_ns = dedup_ns
@@ -414,7 +525,7 @@ class FlowTable:
         while True:
             start, n_out, status = update(self.T, self.index, self.free, self.S, P, start, n,
                                           self.timeouts, self.dedup_ns, self._out, part, capture, self.keep,
-                                          buf)
+                                          buf, self.business)
             if n_out:
                 self.finished.append(self._out[:n_out].copy())
             if status == UPDATE_DONE:

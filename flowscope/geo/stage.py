@@ -163,7 +163,8 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
     """Append the schema.GEO columns; return (table, notes for summary.json)."""
     from flowscope.classify.catalog import load_catalog
     cols = table.select(["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"]).to_pydict()
-    remote = remote_ips(cols["orig_ip"], cols["resp_ip"])
+    from flowscope.classify.platform import PlatformHosts
+    remote = remote_ips(cols["orig_ip"], cols["resp_ip"], PlatformHosts(settings.platform_hosts))
     untrusted = untrusted_tcp_captures(captures)
     best_rtt = _min_rtt(remote, cols["resp_ip"], cols["rtt_ms"], cols["rtt_source"], cols["capture"], untrusted)
     labelled = table["service"].null_count < table.num_rows if table.num_rows else False
@@ -193,7 +194,8 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
             shared[key] = _address_record(got, readers.merge_answers(got, databases), code, seen, rule, rtt_ms, vantage)
         bound = None if rtt_ms is None else round(float(rtt_ms) * physics.FIBRE, 1)
         per_ip[ip] = {**shared[key], "max_distance_km": bound}
-    table = _append_columns(table, remote, per_ip, services, peers)
+    providers = _providers(catalog, services, names[0])
+    table = _append_columns(table, remote, per_ip, services, peers, providers)
     return table, {"geo": _notes(table, databases, settings, vantage, untrusted, captures)}
 
 
@@ -232,7 +234,20 @@ def _address_record(answers, merged_answer, code, codes_seen, catalog_rule, rtt_
     return base
 
 
-def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list, roles: list) -> pa.Table:
+def _providers(catalog, services: list, hostnames: list) -> list:
+    """Per flow: (operator, country) of a solution-provider host (whatsapp.bsp), else None.
+    The provider runs the API the company talks to, whatever network hosts it."""
+    out = [None] * len(services)
+    for k, (service, name) in enumerate(zip(services, hostnames)):
+        if service == "whatsapp.bsp" and name:
+            rule = catalog.match_host(name)
+            if rule is not None and rule.operator:
+                out[k] = (rule.operator, rule.country)
+    return out
+
+
+def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list, roles: list,
+                    providers: list | None = None) -> pa.Table:
     """Address-level columns are taken from one row per address (numpy take); only the
     operator depends on the flow's service, so it is computed per distinct combination."""
     from flowscope import schema
@@ -241,7 +256,10 @@ def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list,
     take = pa.array(np.fromiter((index[ip] for ip in remote), dtype=np.int64, count=len(remote)))
     operators: dict[tuple, tuple] = {}
     op_rows = []
-    for ip, service, role in zip(remote, services, roles):
+    for k, (ip, service, role) in enumerate(zip(remote, services, roles)):
+        if providers is not None and providers[k] is not None:
+            op_rows.append(providers[k])
+            continue
         rec = per_ip[ip]
         special = rec["geo_source"].startswith("special:")
         key = (special, rec["remote_asn"], rec["remote_as_org"], service, rec["_catalog_meta"], role == "peer")

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope import schema
+from flowscope.metadata.business import business_events
+from flowscope.metadata.walked import BUSINESS_SERVICES
 
 # A server answers a client frame within one round trip plus processing; a recipient's
 # receipt or a new user action comes later. 0.5 s separates the two for round trips up
@@ -273,11 +275,16 @@ def flow_events(flows: pa.Table, kind: str) -> pa.Table:
 def build(flows: pa.Table, frames: dict, units: dict) -> tuple[pa.Table, list[Call], list[dict]]:
     """(events table, calls, chat event rows). `flows`: the flows columns with local_ip,
     local_is_orig and int64 ns times; `frames`/`units` as chat_events takes them."""
-    meta = flows.filter(pc.fill_null(flows["is_meta"], False))
+    # a solution provider is not Meta, but its flows carry the same messages: events too
+    meta = flows.filter(pc.or_kleene(pc.fill_null(flows["is_meta"], False),
+                                     pc.fill_null(pc.equal(flows["service"], "whatsapp.bsp"), False)))
     services = {fid: flows["service"][fid].as_py() for fid in frames}  # flow_id is the row number
     media_rows = meta.filter(pc.fill_null(pc.equal(meta["service"], "whatsapp.media"), False))
     media_spans = list(zip(media_rows["ts_start"].to_pylist(), media_rows["ts_end"].to_pylist()))
-    chat = chat_events(frames, units, services, media_spans)
+    business = {fid for fid in frames if services[fid] in BUSINESS_SERVICES}
+    local = flows["local_is_orig"]
+    biz = business_events({f: frames[f] for f in business}, services, {f: local[f].as_py() for f in business})
+    chat = chat_events({f: r for f, r in frames.items() if f not in business}, units, services, media_spans) + biz
     legs = meta.filter(pc.equal(meta["service"], "whatsapp.call")).to_pylist()
     calls = group_calls(legs)
     with_chat = pa.array(sorted({r["flow_id"] for r in chat}), pa.int64())

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from flowscope import schema
 from flowscope.metadata import counterparts, events as events_mod, handshake, volume
 from flowscope.sides import local_is_orig_columns
-from flowscope.metadata.walked import Walked, reported
+from flowscope.metadata.walked import BUSINESS_SERVICES, Walked, reported
 
 _FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
                  "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
@@ -83,7 +83,9 @@ def _frames_by_flow(frames: pa.Table) -> tuple[dict, dict]:
 def _append_metadata(table: pa.Table, walked: Walked, chat: list, calls: list) -> pa.Table:
     ids = table["flow_id"].to_pylist()
     counts = [walked.counts.get(f) for f in ids]
-    value, basis = counterparts.per_flow(ids, chat, calls, set(walked.counts))
+    services = table["service"].to_pylist()
+    chat_walked = {f for f in walked.counts if services[f] not in BUSINESS_SERVICES}  # flow_id is the row number
+    value, basis = counterparts.per_flow(ids, chat, calls, chat_walked)
     new = {"frames_up": [c[0] if c else None for c in counts],
            "frames_down": [c[1] if c else None for c in counts],
            "frame_gaps": [c[2] if c else None for c in counts],

@@ -17,7 +17,10 @@ from flowscope.dissect.streams import RESYNC
 from flowscope.flows.layout import D, ISN, ND, NONE, PAYLOAD
 from flowscope.metadata.framewalk import TLS, UNIT, stitch
 
-SERVICE_OF_UNIT = {"wa-frame": "whatsapp.chat", "tls-record": "whatsapp.web"}
+# The labels whose walks are reported, per unit: TLS records of the Business Platform flows
+# (Cloud API calls, webhooks, solution providers: issue 13) too.
+BUSINESS_SERVICES = ("whatsapp.business_api", "whatsapp.webhook", "whatsapp.bsp")
+SERVICES_OF_UNIT = {"wa-frame": ("whatsapp.chat",), "tls-record": ("whatsapp.web", *BUSINESS_SERVICES)}
 
 
 @dataclass
@@ -109,12 +112,12 @@ class Walked:
 
 def reported(walks: Walks, services, local_is_orig) -> Walked:
     """The walks whose unit fits the flow's label (WhatsApp frames of whatsapp.chat, TLS
-    records of whatsapp.web), as frame columns; `services` the flows' service column."""
+    records of whatsapp.web and the Business Platform services), as frame columns; `services` the flows' service column."""
     out = Walked()
     for fid, w in sorted(walks.flows.items()):
         if w.unit is None:  # no frame boundary found: not a framed stream
             continue
-        if services[fid].as_py() != SERVICE_OF_UNIT[w.unit]:
+        if services[fid].as_py() not in SERVICES_OF_UNIT[w.unit]:
             out.notes["walk-skipped-not-labelled"] += 1
             continue
         out.notes["walk-desync"] += w.desync

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from flowscope.errors import UsageError
 
-from flowscope.report.names import ACTIONS, EVENTS, FLOWS, FRAMES, SUMMARY
+from flowscope.report.names import ACTIONS, EVENTS, FLOWS, FRAMES, SUMMARY, TRANSFERS
 
 
 @dataclass
@@ -25,6 +25,7 @@ class ReportData:
     events: pd.DataFrame | None = None   # None: the metadata stage did not write events.parquet
     frames: pd.DataFrame | None = None
     actions: pd.DataFrame | None = None  # the scripted session's actions (a scenario was given)
+    transfers: dict | None = None        # transfers.json (None: an older analysis; rebuilt from the tables)
 
     def has(self, column: str) -> bool:
         """The flows table has `column` with at least one value (not null everywhere)."""
@@ -37,9 +38,12 @@ def load(out_dir) -> ReportData:
         raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
     try:
         summary = json.loads((out / SUMMARY).read_text())
-        return ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
+        data = ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
                           events=_optional(out / EVENTS), frames=_optional(out / FRAMES),
                           actions=_optional(out / ACTIONS))
+        if (out / TRANSFERS).is_file():
+            data.transfers = json.loads((out / TRANSFERS).read_text())
+        return data
     except (OSError, ValueError) as exc:
         raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
 

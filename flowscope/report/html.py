@@ -15,6 +15,7 @@ import pandas as pd
 
 from flowscope._version import __version__
 from flowscope.geo import operators, readers
+from flowscope.report import business, transfers
 from flowscope.report.findings import Findings, ip_bytes, meta_mask
 from flowscope.report.text import METHOD, period_text
 
@@ -53,7 +54,13 @@ def render_html(data, findings: Findings, charts: list[Chart], analysed_at: str,
         endpoints=endpoint_rows(data.flows), method=METHOD, warnings=_warnings(summary),
         captures=_captures(summary), databases=databases, dbip=dbip,
         sources=_sources(summary), settings=_settings(summary, privacy),
-        controller_note=operators.EU_CONTROLLER_NOTE, scripted=scripted)
+        controller_note=operators.EU_CONTROLLER_NOTE, scripted=scripted,
+        business=business.section(data.flows, data.events), transfers=_transfers(data))
+
+
+def _transfers(data) -> dict:
+    """transfers.json as written (or rebuilt from the tables of an older analysis)."""
+    return data.transfers if data.transfers is not None else transfers.build(data.flows, data.events, data.summary)
 
 
 def _title(summary: dict) -> str:

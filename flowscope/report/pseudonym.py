@@ -324,8 +324,11 @@ def own_addresses(flows: pa.Table, peers: set[str]) -> set[str]:
 
 
 def local_nets_of(summary: dict) -> list[str]:
-    """Networks a live capture recorded as local (summary 'local_nets', overall or per capture)."""
+    """Networks a live capture recorded as local (summary 'local_nets', overall or per capture),
+    and the platform hosts given with --platform-host."""
     nets = list(summary.get("local_nets") or [])
+    # platform hosts given with --platform-host are the company's own servers, often public
+    nets += list((summary.get("settings") or {}).get("platform_hosts") or [])
     for cap in summary.get("captures", []):
         nets += cap.get("local_nets") or []
     return sorted(set(nets))

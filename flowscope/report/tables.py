@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 
 from flowscope._version import __version__
 from flowscope.errors import UsageError
-from flowscope.report.names import EVIDENCE
+from flowscope.report import transfers
+from flowscope.report.names import EVIDENCE, TRANSFERS
 from flowscope.sources import reason_counts
 
 
@@ -104,19 +105,28 @@ def write_tables(result, out: Path, pseudonymizer=None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     scrub_table = pseudonymizer.table if pseudonymizer else (lambda t: t)
     meta = _parquet_metadata(result)
-    written = []
+    written, scrubbed = [], {}
     for name, table in (("flows.parquet", result.table), ("events.parquet", getattr(result, "events_table", None)),
                         ("frames.parquet", getattr(result, "frames_table", None))):
         if table is not None:
-            table = scrub_table(table).replace_schema_metadata(meta)
+            table = scrubbed[name] = scrub_table(table).replace_schema_metadata(meta)
             written.append(_write_parquet(table, out / name))
     summary = summary_dict(result)
     if pseudonymizer:
         summary = pseudonymizer.json(summary)
     summary_path = out / "summary.json"
-    _tmp(summary_path).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    os.replace(_tmp(summary_path), summary_path)
-    return written + [summary_path]
+    _write_json(summary_path, summary)
+    # the transfer record, from the tables as written (pseudonymised): no local address in it
+    events = scrubbed.get("events.parquet")
+    record = transfers.build(scrubbed["flows.parquet"].to_pandas(), events.to_pandas() if events is not None else None,
+                             summary)
+    return written + [summary_path, _write_json(out / TRANSFERS, record)]
+
+
+def _write_json(path: Path, doc: dict) -> Path:
+    _tmp(path).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    os.replace(_tmp(path), path)
+    return path
 
 
 def _parquet_metadata(result) -> dict:

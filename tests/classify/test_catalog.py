@@ -25,7 +25,7 @@ def cat():
 
 
 def all_entries(c):
-    return [*c.hosts, *c.prefixes, *c.asns.values(), *c.ports.values(), *c.apps.values()]
+    return [*c.hosts, *c.prefixes, *c.asns.values(), *c.ports.values(), *c.apps.values(), *c.webhook_sources]
 
 
 def write(tmp_path, name, text):
@@ -284,7 +284,7 @@ def test_missing_user_file(tmp_path):
     ("edge-mqtt.facebook.com", "edge-mqtt.facebook.com", "meta.messenger"),
     ("m.me", "m.me", "meta.messenger"),
     ("www.threads.net", "*.threads.net", "meta.threads"),
-    ("graph.facebook.com", "graph.facebook.com", "meta.other"),
+    ("graph.facebook.com", "graph.facebook.com", "whatsapp.business_api"),
     ("graph.whatsapp.com", "*.whatsapp.com", "whatsapp.other"),
     ("www.oculus.com", "*.oculus.com", "meta.other"),
 ])

@@ -138,3 +138,20 @@ def test_snapshot_keeps_the_streams(tmp_path, cut, sample_default):
     live.add(str(parts[1]))
     assert early.frames.num_rows < len(sample_default.frames)
     pd.testing.assert_frame_equal(live.finish().frames.to_pandas(), sample_default.frames)
+
+
+def test_cloud_api_records_walked_from_a_split_hello_only_for_a_platform_host(tmp_path):
+    """A Cloud API name in the hello's second segment still marks the record (issue 13); the
+    walk is reported only where the flow is the Cloud API (a platform host), else dropped."""
+    path = _write(tmp_path / "graph.pcap", [_tls_flow("graph.facebook.com", 1400, 40011, T0),
+                                            _tls_flow("waba-v2.360dialog.io", 10, 40012, T0 + 10**9)])
+    plain = flowscope.analyze(path).flows.set_index("orig_port")
+    assert plain.loc[40011, "service"] == "meta.other" and pd.isna(plain.loc[40011, "frames_up"])
+    assert plain.loc[40012, "service"] == "whatsapp.bsp" and plain.loc[40012, "frames_up"] == 4
+    given = flowscope.analyze(path, platform_hosts=[PHONE])
+    f = given.flows.set_index("orig_port")
+    assert f.loc[40011, "service"] == "whatsapp.business_api"
+    assert (f.loc[40011, "frames_up"], f.loc[40011, "frames_down"]) == (4, 4)
+    calls = given.events[(given.events.flow_id == f.loc[40011, "flow_id"]) & (given.events.kind == "api-call")]
+    # 150 B ends no handshake (Finished is <= 80 B), 60 B does; 40 B is below a request's size
+    assert calls.empty

@@ -16,7 +16,7 @@ from reportkit import SAMPLE, SAMPLE_ANALYSED_AT, with_metadata
 
 pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
-EXPECTED = {"flows.parquet", "events.parquet", "frames.parquet", "summary.json", "report.html", "report.pdf",
+EXPECTED = {"flows.parquet", "events.parquet", "frames.parquet", "summary.json", "transfers.json", "report.html", "report.pdf",
             "charts/timeline.png", "charts/destinations.png", "charts/services.png", "charts/rtt_bounds.png",
             "charts/activity.png", "charts/call_peers.png"}
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (report.pdf)")
