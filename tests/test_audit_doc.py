@@ -2,10 +2,14 @@
 leave the files it names; the catalog command prints the snapshot date it tells auditors to note."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import re
 import subprocess
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "audit.md").read_text()

@@ -9,6 +9,8 @@ import pytest
 
 import flowscope
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 ROOT = Path(__file__).resolve().parent.parent
 PCAP = ROOT / "captures" / "company_session.pcap"
 TRUTH = json.loads((ROOT / "captures" / "company_session.truth.json").read_text())

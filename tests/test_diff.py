@@ -11,6 +11,8 @@ from reportkit import browse, network_requests
 import flowscope
 from flowscope.cli import main
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 
 @pytest.fixture(scope="module")
 def two_dirs(corpus, tmp_path_factory, key_file):

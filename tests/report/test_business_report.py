@@ -10,6 +10,8 @@ import pytest
 import flowscope
 from reportkit import browse, network_requests
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 ROOT = Path(__file__).resolve().parents[2]
 PCAP = ROOT / "captures" / "company_session.pcap"
 

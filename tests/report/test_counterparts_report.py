@@ -8,6 +8,8 @@ import pytest
 
 import flowscope
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 # capture -> distinct relays of its one call (the call event's detail, checked below)
 CALLS = {"wa_voice.pcap": 5, "whatsapp_login_call.pcap": 13}
 

@@ -14,6 +14,8 @@ from flowscope import schema
 from flowscope.cli import main
 from flowscope.scenario import align, read_scenario
 
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
+
 
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory):

@@ -2,6 +2,8 @@
 contact added without traffic is matched; the report shows the scripted session."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conftest import ROOT, SAMPLE
@@ -9,6 +11,8 @@ from reportkit import browse, network_requests
 
 import flowscope
 from flowscope.scenario import read_scenario
+
+pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
 SCENARIO = ROOT / "captures" / "sample_session.scenario.csv"
 
