@@ -25,7 +25,7 @@ import copy
 
 from flowscope.dissect.whatsapp import parse_prologue
 from flowscope.metadata import framesearch
-from flowscope.metadata.framesearch import Search, lock_point  # noqa: F401 (lock_point: tests)
+from flowscope.metadata.framesearch import Search
 
 WA_HEADER, TLS_HEADER = 3, 5
 NOISE, LEGACY, TLS = "noise", "legacy", "tls"

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from flowscope.metadata.frames import reassemble, walk_wa
 from flowscope.metadata.framewalk import (
-    LOCKED, NOISE, OFF, PENDING_LIMIT, PROLOGUE, SEARCH, Direction, lock_point, stitch,
+    LOCKED, NOISE, OFF, PENDING_LIMIT, PROLOGUE, SEARCH, Direction, stitch,
 )
+from flowscope.metadata.framesearch import lock_point
 from fuzzing import examples, fuzz
 
 SIZES = [36, 151, 36, 381, 60, 36, 2468, 46, 36, 200]
