@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/flowscope analyze captures/sample_session.pcap --out out/demo --force
 
 # The fast check while working: lint and the tests not marked slow (well under a minute).
-check: $(STAMP)
+check: system $(STAMP)
 	$(BIN)/ruff check flowscope tests benchmarks captures
 	$(BIN)/python -m pytest -q -m "not slow"
 

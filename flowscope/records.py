@@ -89,12 +89,3 @@ class Layout:
             base = self.direction_base + d * self.direction_width
             cols.update({f"{f.name.lower()}_{side}": rows[:, base + self.offset[f.name]] for f in self.per_direction})
         return SimpleNamespace(**cols)
-
-    def markdown(self) -> str:
-        """The layout as a table (name, columns, merge rule, doc) for docs."""
-        lines = [f"### {self.title}", "", "| field | column | merge | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{f.name}` | {self.index[f.name]} | {f.rule} | {f.doc} |" for f in self.head]
-        lines += [f"| `{f.name}` | D+{self.offset[f.name]}, D+ND+{self.offset[f.name]} | {f.rule} | {f.doc} |"
-                  for f in self.per_direction]
-        lines += [f"| `{f.name}` | {self.index[f.name]} | {f.rule} | {f.doc} |" for f in self.tail]
-        return "\n".join(lines) + "\n"

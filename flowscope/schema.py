@@ -169,7 +169,7 @@ CAPTURE_FIELDS = {
 
 
 METADATA_SUMMARY_FIELDS = {
-    "frames": "flows_walked, flows_resync (walks that began on a connection already open), frames_up, frames_down, gaps (sums of the flows' columns), and counts of walks skipped or cut: walk-desync (a header that cannot be one after a lock: the walk searched again), walk-skipped-not-labelled, walk-stitch-mismatch (a later part's walk did not meet the walk it continues: a gap is counted), walk-continuation-not-kept (a later part's first segments exceeded the bound kept for stitching).",
+    "frames": "flows_walked, flows_resync (walks that began on a connection already open), frames_up, frames_down, gaps (sums of the flows' columns), and counts of walks skipped or cut: walk-desync (a header that cannot be one after a lock: the walk searched again), walk-skipped-not-labelled, walk-stitch-mismatch (a later part's walk did not meet the walk it continues: a gap is counted), walk-continuation-not-kept (a later part's first segments exceeded the bound kept for stitching), walk-skipped-cloud-not-platform (a ClientHello naming the Cloud API from a host not known as a platform host: not walked).",
     "events_by_kind": "Events per kind.",
     "calls": "Calls (WhatsApp call legs of one device within 60 s of each other).",
     "call_seconds": "Their summed duration, first to last packet of any leg, s.",

@@ -44,14 +44,6 @@ def local_is_orig_columns(table: pa.Table) -> np.ndarray:
     return pc.fill_null(local, pa.array(by_rule)).to_numpy(zero_copy_only=False)
 
 
-def remote_endpoints(flows: pa.Table) -> pa.Array:
-    """'ip:port' of each flow's remote end."""
-    inbound = pa.array(~local_is_orig_columns(flows))
-    ip = pc.if_else(inbound, flows["orig_ip"], flows["resp_ip"])
-    port = pc.if_else(inbound, flows["orig_port"], flows["resp_port"])
-    return pc.binary_join_element_wise(ip, pc.cast(port, pa.string()), ":")
-
-
 def is_peer(flows: pa.Table) -> pa.Array:
     """Flows whose remote end is the other party of a direct call (remote_role == peer)."""
     if "remote_role" not in flows.column_names:

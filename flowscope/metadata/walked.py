@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowscope.dissect.streams import RESYNC
-from flowscope.flows.layout import D, ISN, ND, NONE, PAYLOAD
+from flowscope.flows.layout import FLOW_RECORD, NONE
 from flowscope.metadata.framewalk import TLS, UNIT, stitch
 
 # The labels whose walks are reported, per unit: TLS records of the Business Platform flows
@@ -38,14 +38,15 @@ class FlowWalk:
 
 @dataclass
 class Walks:
-    """Walks by flow id."""
+    """Walks by flow id, and what the stream walks counted while reading (records skipped)."""
     flows: dict = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)
 
 
 def stitch_flows(flows, store) -> Walks:
     """One FlowWalk per flow with a walked record; `flows` is a flows/merge.MergedFlows,
     `store` a StreamWalks (left unchanged: a live snapshot stitches again later)."""
-    out = Walks()
+    out = Walks(counts=Counter(store.counts))
     keys = flows.keys()
     has = np.fromiter((store.get(key) is not None for key in keys), dtype=bool, count=len(keys))
     if not has.any():
@@ -53,10 +54,10 @@ def stitch_flows(flows, store) -> Walks:
     wanted = np.isin(flows.dest, flows.dest[has])
     current: dict[int, list] = {}
     unwalked: set[int] = set()  # flows whose first record was not walked: later ones are not either
-    R = flows.records
-    silent = (R[:, D + PAYLOAD] == 0) & (R[:, D + ND + PAYLOAD] == 0)  # no bytes: nothing to walk or miss
-    M = flows.merged[flows.dest]
-    started = (M[:, D + ISN] != NONE) | (M[:, D + ND + ISN] != NONE)  # the flow's SYN was captured
+    R = FLOW_RECORD.view(flows.records)
+    silent = (R.payload_orig == 0) & (R.payload_resp == 0)  # no bytes: nothing to walk or miss
+    M = FLOW_RECORD.view(flows.merged[flows.dest])
+    started = (M.isn_orig != NONE) | (M.isn_resp != NONE)  # the flow's SYN was captured
     for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(wanted & ~silent))):
         if fid in unwalked:
             continue
@@ -113,7 +114,7 @@ class Walked:
 def reported(walks: Walks, services, local_is_orig) -> Walked:
     """The walks whose unit fits the flow's label (WhatsApp frames of whatsapp.chat, TLS
     records of whatsapp.web and the Business Platform services), as frame columns; `services` the flows' service column."""
-    out = Walked()
+    out = Walked(notes=Counter(walks.counts))
     for fid, w in sorted(walks.flows.items()):
         if w.unit is None:  # no frame boundary found: not a framed stream
             continue
