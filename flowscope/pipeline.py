@@ -61,6 +61,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
         reader = open_reader(path, capture)
         reader.stream.limit_expansion(settings.max_expansion)
         capture.format = capture.format or reader.format
+        ended = 0  # table.finished[:ended]: records already handed to the collector
         for batch_no, (buf, n) in enumerate(reader.batches(P)):
             table.add(P, n, part=index, capture=index, buf=buf)
             _note_batch(buf, P, n, capture)
@@ -68,6 +69,9 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
                 collector(buf, P[:n], index)
             if batch_no % EXPIRE_EVERY_BATCHES == EXPIRE_EVERY_BATCHES - 1:
                 table.expire(EXPIRE_SLACK_NS)
+                if collector and len(table.finished) > ended:
+                    collector.end_records(index, np.concatenate(table.finished[ended:])[:, SERIAL].tolist())
+                    ended = len(table.finished)
             if on_progress:
                 on_progress(reader.stream.position())
     except CaptureError as exc:
@@ -204,8 +208,41 @@ class Analysis:
         """Finished(flows, captures, notes, frames, events) for the parts so far.
 
         `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
+        table, mflows = self._merged()
+        notes: dict = {}
+        walks = None
+        if self.collector:
+            from flowscope.classify.stage import label_flows
+            from flowscope.metadata.walked import stitch_flows
+            collector = self.collector if final else self.collector.snapshot()
+            walks = stitch_flows(mflows, collector.streams)
+            table, notes = label_flows(table, mflows, collector, self.settings, walks)
+            del mflows  # the records, merged and in parts (4 copies' worth): not needed from here
+        else:
+            for c in schema.LABELS:
+                table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
+        table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
+        notes.update(geo_notes)
+        if final and self._geo:
+            self._geo.release()
+        from flowscope.metadata.stage import describe
+        table, frames, events, meta_notes = describe(table, walks)
+        if meta_notes:
+            notes["metadata"] = meta_notes
+        if hashes is not None:
+            for cap in self.captures:
+                if cap.path in hashes:
+                    cap.sha256 = hashes[cap.path].result()
+        return Finished(table, self.captures, notes, frames, events)
+
+    def _merged(self) -> tuple[pa.Table, MergedFlows]:
+        """The parts' records merged into flows: (the flows table, the MergedFlows the
+        evidence join and the walk stitching read)."""
         paths = [c.path for c in self.captures]
-        records = np.concatenate(self.parts) if self.parts else np.empty((0, self._width()), np.int64)
+        if len(self.parts) == 1:
+            records = self.parts[0]  # its PART column is all 0, the rank of the one part: no copy
+        else:
+            records = np.concatenate(self.parts) if self.parts else np.empty((0, self._width()), np.int64)
         file_of_part = np.array(self._file_of_part, dtype=np.int64)
         rank = _time_ranks(self.captures, file_of_part)
         records[:, PART] = rank[records[:, PART]]
@@ -217,30 +254,7 @@ class Analysis:
         flow_of_merged[order] = np.arange(len(order))
         flows = merged[order]
         flows[:, CAPTURE] = file_of_part[flows[:, CAPTURE]]  # the part a flow began in -> its file
-        table = to_table(flows, paths, _apps(self.captures))
-        mflows = MergedFlows(records, dest, merged, flow_of_merged)
-        notes: dict = {}
-        walks = None
-        if self.collector:
-            from flowscope.classify.stage import label_flows
-            from flowscope.metadata.walked import stitch_flows
-            collector = self.collector if final else self.collector.snapshot()
-            walks = stitch_flows(mflows, collector.streams)
-            table, notes = label_flows(table, mflows, collector, self.settings, walks)
-        else:
-            for c in schema.LABELS:
-                table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
-        table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
-        notes.update(geo_notes)
-        from flowscope.metadata.stage import describe
-        table, frames, events, meta_notes = describe(table, walks)
-        if meta_notes:
-            notes["metadata"] = meta_notes
-        if hashes is not None:
-            for cap in self.captures:
-                if cap.path in hashes:
-                    cap.sha256 = hashes[cap.path].result()
-        return Finished(table, self.captures, notes, frames, events)
+        return to_table(flows, paths, _apps(self.captures)), MergedFlows(records, dest, merged, flow_of_merged)
 
     @staticmethod
     def _width() -> int:

@@ -191,6 +191,18 @@ class StreamWalks:
             else:
                 self.ignored.add((part, f))
 
+    def end_records(self, part: int, serials) -> None:
+        """Records of `part` that ended (the flow table emitted them): their walks are
+        finished now, as close_part would at the end of the part, so that the search state
+        of connections that never locked is freed while the part is still read."""
+        for store in (self.walks, self.tentative):
+            for serial in serials:
+                walk = store.get((part, serial))
+                if walk is not None:
+                    walk.finish()
+                    if walk.empty:
+                        del store[(part, serial)]
+
     def close_part(self, part: int, open_serials) -> None:
         """End of a part: records that ended are finished (their bounded buffers freed);
         those open at the end (`open_serials`) keep their state for the next part."""

@@ -358,6 +358,9 @@ class Geoip2FastAsnDatabase(GeoDatabase):
                 out[k] = None if answer.is_empty() else answer
         return out
 
+    def close(self) -> None:
+        self._country = self._asn = None  # their memory-mapped arrays go with them
+
 
 # ------------------------------------------------------------------------------ public
 

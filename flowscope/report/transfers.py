@@ -25,6 +25,13 @@ MESSAGE_KINDS = ("message", "api-call")
 STATUS_KINDS = ("receipt", "webhook")
 
 
+# what build() reads of the tables (tables.py hands it only these: the whole flows table as
+# pandas cost ~170 MiB on 100k flows)
+FLOW_COLUMNS = ("flow_id", "is_meta", "service", "operator", "operator_country", "remote_country", "counterparts",
+                "counterparts_basis", "ts_start", "ts_end", "bytes_orig", "bytes_resp")
+EVENT_COLUMNS = ("flow_id", "kind")
+
+
 def recipients_mask(flows: pd.DataFrame) -> pd.Series:
     """Flows that carry WhatsApp/Meta metadata to someone: Meta's, and solution providers'."""
     meta = flows["is_meta"].fillna(False).astype(bool) if "is_meta" in flows else pd.Series(False, index=flows.index)
