@@ -12,7 +12,7 @@ from dataclasses import replace
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
-from flowscope.classify.classifier import ON_PREM_MARK, FlowEvidence, Label, classify_many, webhook_receivers
+from flowscope.classify.classifier import ON_PREM_MARK, Label, classify_columns, webhook_source_ids
 from flowscope.dissect import evidence as ev_mod
 from flowscope.classify.platform import PlatformHosts
 from flowscope.sides import remote_is_orig
@@ -38,6 +38,9 @@ def _dns_name(index, addr: str, ts_start: int) -> str | None:
     return got[1][k - 1] if k else None
 
 
+# the classifier's inputs that come from the payload (FlowEvidence fields of the same names)
+_EVIDENCE_FIELDS = ("wa_prologue", "stun", "stun_whatsapp", "sni", "quic_sni", "http_host", "dns_queries",
+                    "client_cert")
 CALL_WINDOW_NS = 60 * 1_000_000_000
 
 
@@ -151,7 +154,6 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
     `walks` the stitched frame walks (metadata/walked.Walks)."""
     cols = table.select(["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"]).to_pydict()
-    l4, orig_port, resp_port = cols["l4"], cols["orig_port"], cols["resp_port"]
     none = ev_mod.Evidence()
     evidences = [e or none for e in ev_mod.for_flows(flows, collector, table.num_rows)]
     counts = collector.counts
@@ -159,20 +161,20 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     starts = table["ts_start"].cast(pa.int64()).to_pylist()
     catalog = load_catalog(settings.catalogs)
     given = PlatformHosts(settings.platform_hosts)
-    flows = [FlowEvidence(l4=l4[i], resp_ip=cols["resp_ip"][i], resp_port=resp_port[i],
-                          orig_port=orig_port[i], app=cols["app"][i], wa_prologue=e.wa_prologue,
-                          stun=e.stun, stun_whatsapp=e.stun_whatsapp, sni=e.sni, quic_sni=e.quic_sni,
-                          http_host=e.http_host, dns_name=_dns_name(dns_index, cols["resp_ip"][i], starts[i]),
-                          dns_queries=e.dns_queries, orig_ip=cols["orig_ip"][i],
-                          resp_local=given.is_local(cols["resp_ip"][i]), client_cert=e.client_cert)
-             for i, e in enumerate(evidences)]
+    local = {ip: given.is_local(ip) for ip in set(cols["resp_ip"])}
+    columns = {name: cols[name] for name in ("l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app")}
+    columns.update({name: [getattr(e, name) for e in evidences] for name in _EVIDENCE_FIELDS})
+    columns["dns_name"] = [_dns_name(dns_index, ip, t) for ip, t in zip(cols["resp_ip"], starts)] if dns_index \
+        else [None] * table.num_rows
+    columns["resp_local"] = [local[ip] for ip in cols["resp_ip"]]
+    hooks = webhook_source_ids(columns, catalog)
     # A platform host receives webhooks from Meta (seen anywhere in the capture) or was given
-    platform = webhook_receivers(flows, catalog)
-    # (replace only the few that are: dataclasses.replace costs ~10 us a flow)
-    flows = [replace(f, platform_host=True) if f.orig_ip in platform or given.contains(f.orig_ip) else f
-             for f in flows]
-    labels = classify_many(flows, catalog)
-    labels = [_on_prem(lb) if f.platform_host and lb.service == "whatsapp.chat" else lb for f, lb in zip(flows, labels)]
+    platform = {ip for ip, hook in zip(cols["resp_ip"], hooks) if hook >= 0}
+    hosts = {ip: ip in platform or given.contains(ip) for ip in set(cols["orig_ip"])}
+    columns["platform_host"] = [hosts[ip] for ip in cols["orig_ip"]]
+    labels = classify_columns(columns, catalog, hook_ids=hooks)
+    labels = [_on_prem(lb) if host and lb.service == "whatsapp.chat" else lb
+              for host, lb in zip(columns["platform_host"], labels)]
     labels, legs = _call_legs(cols, starts, table["ts_end"].cast(pa.int64()).to_pylist(), labels)
     if walks is not None and walks.flows:
         labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
@@ -184,7 +186,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
         "confidence": [lb.confidence for lb in labels],
         "catalog_rule": [lb.rule for lb in labels],
         "sni": [e.sni or e.quic_sni for e in evidences],
-        "dns_name": [f.dns_name for f in flows],
+        "dns_name": columns["dns_name"],
         "stun_mapped": [list(e.stun_mapped) for e in evidences],
         "remote_role": _remote_roles(cols, labels, evidences, legs, catalog, given),
         "dns_queries": [list(e.dns_queries) for e in evidences],
