@@ -51,6 +51,48 @@ def community_id(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> 
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
+def _addresses(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, list]:
+    """(index of each row's address in `distinct`, distinct (text, packed) pairs): the text
+    is made once per distinct address, not once per flow end."""
+    if not len(hi):
+        return np.zeros(0, dtype=np.int64), []
+    order = np.lexsort((lo, hi))  # np.unique(axis=0) sorts 5x slower
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (hi[order][1:] != hi[order][:-1]) | (lo[order][1:] != lo[order][:-1])
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    first = order[new]
+    cache: dict = {}
+    return inverse, [_address(h, lo_, cache) for h, lo_ in zip(hi[first].tolist(), lo[first].tolist())]
+
+
+def community_ids(proto: np.ndarray, src: list[bytes], sport: np.ndarray, dst: list[bytes],
+                  dport: np.ndarray) -> list[str | None]:
+    """community_id for many flows: the ordering of the two ends is decided on arrays, the
+    hash input of every flow is packed into one buffer; only the SHA-1 runs per flow."""
+    n = len(proto)
+    if not n:
+        return []
+    swap = np.fromiter(((s, sp) > (d, dp) for s, sp, d, dp in zip(src, sport.tolist(), dst, dport.tolist())),
+                       dtype=bool, count=n)
+    first = [d if w else s_ for s_, d, w in zip(src, dst, swap.tolist())]
+    second = [s_ if w else d for s_, d, w in zip(src, dst, swap.tolist())]
+    p1, p2 = np.where(swap, dport, sport), np.where(swap, sport, dport)
+    tail = np.zeros((n, 6), dtype=np.uint8)
+    tail[:, 0] = proto
+    tail[:, 2], tail[:, 3] = p1 >> 8, p1 & 0xFF
+    tail[:, 4], tail[:, 5] = p2 >> 8, p2 & 0xFF
+    tails = tail.tobytes()
+    sha1, b64 = hashlib.sha1, base64.b64encode
+    out: list[str | None] = []
+    for k, (p, a, b) in enumerate(zip(proto.tolist(), first, second)):
+        if p not in (6, 17, 132):
+            out.append(None)
+            continue
+        out.append("1:" + b64(sha1(b"\0\0" + a + b + tails[6 * k:6 * k + 6]).digest()).decode())
+    return out
+
+
 def _tcp_state(fo, fr, syn_o, synack_r):
     rst_o, rst_r = (fo & TCP_RST) > 0, (fr & TCP_RST) > 0
     fin_o, fin_r = (fo & TCP_FIN) > 0, (fr & TCP_FIN) > 0
@@ -74,11 +116,13 @@ def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Tab
     """Flow records, already in flow_order, -> the flows table (Arrow)."""
     a_orig = R[:, ORIG_IS_A] == 1
     ports_a, ports_b = R[:, K_PORTS] >> 16, R[:, K_PORTS] & 0xFFFF
-    cache: dict = {}
-    orig = [_address(h, lo, cache) for h, lo in zip(np.where(a_orig, R[:, K_AHI], R[:, K_BHI]).tolist(),
-                                                    np.where(a_orig, R[:, K_ALO], R[:, K_BLO]).tolist())]
-    resp = [_address(h, lo, cache) for h, lo in zip(np.where(a_orig, R[:, K_BHI], R[:, K_AHI]).tolist(),
-                                                    np.where(a_orig, R[:, K_BLO], R[:, K_ALO]).tolist())]
+    n = len(R)
+    where, distinct = _addresses(np.concatenate([np.where(a_orig, R[:, K_AHI], R[:, K_BHI]),
+                                                 np.where(a_orig, R[:, K_BHI], R[:, K_AHI])]),
+                                 np.concatenate([np.where(a_orig, R[:, K_ALO], R[:, K_BLO]),
+                                                 np.where(a_orig, R[:, K_BLO], R[:, K_ALO])]))
+    texts = np.array([t for t, _ in distinct] or [""], dtype=object)
+    packed = [p for _, p in distinct]
     orig_port = np.where(a_orig, ports_a, ports_b)
     resp_port = np.where(a_orig, ports_b, ports_a)
     proto = R[:, K_PROTO] & 0xFF
@@ -95,16 +139,16 @@ def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Tab
     has_uid = uid != NO_UID
     cols = {
         "flow_id": np.arange(len(R), dtype=np.int64),
-        "community_id": [community_id(p, s[1], sp, d[1], dp) for p, s, sp, d, dp in
-                         zip(proto.tolist(), orig, orig_port.tolist(), resp, resp_port.tolist())],
+        "community_id": community_ids(proto, [packed[k] for k in where[:n].tolist()], orig_port,
+                                      [packed[k] for k in where[n:].tolist()], resp_port),
         "capture": np.array(captures, dtype=object)[R[:, CAPTURE]],
         "ts_start": R[:, FIRST_ANY],
         "ts_end": R[:, LAST_ANY],
         "duration_s": (R[:, LAST_ANY] - R[:, FIRST_ANY]) / 1e9,
         "l4": [L4_NAMES.get(p, f"ip-{p}") for p in proto.tolist()],
         "ip_version": R[:, K_PROTO] >> 8,
-        "orig_ip": [a[0] for a in orig], "orig_port": orig_port,
-        "resp_ip": [a[0] for a in resp], "resp_port": resp_port,
+        "orig_ip": texts[where[:n]], "orig_port": orig_port,
+        "resp_ip": texts[where[n:]], "resp_port": resp_port,
         "pkts_orig": R[:, o + PKTS], "pkts_resp": R[:, r + PKTS],
         "bytes_orig": R[:, o + BYTES], "bytes_resp": R[:, r + BYTES],
         "payload_bytes_orig": R[:, o + PAYLOAD], "payload_bytes_resp": R[:, r + PAYLOAD],

@@ -64,6 +64,9 @@ class Opener:
             self._databases = open_for(settings)
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
+            return
+        from flowscope import hashing
+        hashing.ahead(db.path for db in self._databases if db.path)  # for the manifest, off the main path
 
     def result(self) -> list:
         self._thread.join()

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from flowscope import hashing
 from flowscope._version import __version__
 from flowscope.report.names import MANIFEST
 
@@ -86,7 +87,7 @@ def database_hashes(summary: dict) -> dict:
     for d in (summary.get("geo") or {}).get("databases", []):
         path = d.get("path")
         if path and os.path.isfile(path):
-            out[path] = file_sha256(Path(path))
+            out[path] = hashing.sha256_of(path)  # hashed while the captures were read (geo/stage.Opener)
     return out
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import numpy as np
+
 from flowscope.flows.finalize import FLAG_STRINGS, community_id
 
 
@@ -26,3 +28,21 @@ def test_flag_letters():
     assert FLAG_STRINGS[0x12] == "SA"
     assert FLAG_STRINGS[0x11] == "FA"
     assert FLAG_STRINGS[0] == ""
+
+
+def test_community_ids_equal_the_one_flow_function():
+    """The batch form (finalize.community_ids) against the reference, over both families,
+    both orders of the ends, equal addresses with ports either way, and portless protocols."""
+    import random
+    from flowscope.flows.finalize import community_ids
+    rng = random.Random(7)
+    addrs = [_p(a) for a in ("10.0.0.1", "10.0.0.2", "192.168.1.9", "2001:db8::1", "2001:db8::2", "::ffff:0:1")]
+    rows = []
+    for _ in range(2000):
+        fam = rng.choice([[a for a in addrs if len(a) == 4], [a for a in addrs if len(a) == 16]])
+        rows.append((rng.choice([6, 17, 132, 1, 58]), rng.choice(fam), rng.choice([0, 53, 443, 65535, 40000]),
+                     rng.choice(fam), rng.choice([0, 53, 443, 65535, 40000])))
+    proto, src, sport, dst, dport = (list(c) for c in zip(*rows))
+    got = community_ids(np.array(proto), src, np.array(sport), dst, np.array(dport))
+    assert got == [community_id(*r) for r in rows]
+    assert any(g is None for g in got) and any(g for g in got)
