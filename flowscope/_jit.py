@@ -22,7 +22,7 @@ def configure_cache() -> None:
     root = Path(__file__).parent
     digest = hashlib.sha256()
     compiled = [p for d in ("decode", "sources", "flows") for p in (root / d).rglob("*.py")]
-    compiled.append(root / "metadata" / "framesearch.py")
+    compiled += [root / "metadata" / "framesearch.py", root / "dissect" / "tlsfast.py"]
     for path in sorted(compiled + [Path(__file__)]):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowscope.dissect import dhcp, dns, http, localnames, quic, stun, tls, whatsapp
+from flowscope.dissect import dhcp, dns, http, localnames, quic, stun, tls, tlsfast, whatsapp
 
 
 # Per-flow bounds (docs/security.md). A record keeps at most this many payload bytes per
@@ -136,7 +136,8 @@ def _tcp(stream: bytes, ev: Evidence, counts: Counter) -> None:
     if status == "ok":
         ev.wa_prologue, ev.wa_version = True, f"{pro.version[0]}.{pro.version[1]}"
         return
-    status, hello = tls.parse_client_hello(stream)
+    hello = tlsfast.client_hello(stream)  # the common case, compiled; None: the reference decides
+    status, hello = ("ok", hello) if hello is not None else tls.parse_client_hello(stream)
     if status == "ok" and hello is not None:
         ev.sni, ev.alpn = hello.sni, hello.alpn
         # TLS 1.2 sends the client's Certificate in clear in its second flight (within the
