@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.decode.layout import DUP, NO_UID, OK, STATUS, TRAILER, TS, UID, new_batch
-from flowscope import hashing, schema
+from flowscope import hashing, heap, schema
 from flowscope.errors import CaptureError, LimitError
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.dissect.streams import PlatformAddresses
@@ -85,6 +85,7 @@ def read_part(path: str, index: int, capture: CaptureStats, settings: Settings,
             reader.stream.close()
     table.flush()
     records = table.records()
+    heap.release()  # the part's transient buffers and payload copies
     if collector:
         collector.streams.close_part(index, records[records[:, OPEN_AT_END] == 1, SERIAL].tolist())
     return records
@@ -218,6 +219,7 @@ class Analysis:
             walks = stitch_flows(mflows, collector.streams)
             table, notes = label_flows(table, mflows, collector, self.settings, walks)
             del mflows  # the records, merged and in parts (4 copies' worth): not needed from here
+            heap.release()
         else:
             for c in schema.LABELS:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
@@ -225,6 +227,7 @@ class Analysis:
         notes.update(geo_notes)
         if final and self._geo:
             self._geo.release()
+        heap.release()
         from flowscope.metadata.stage import describe
         table, frames, events, meta_notes = describe(table, walks)
         if meta_notes:

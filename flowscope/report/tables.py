@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from flowscope import heap
 from flowscope._version import __version__
 from flowscope.errors import UsageError
 from flowscope.report import transfers
@@ -103,6 +104,7 @@ def clear_outputs(out: Path) -> None:
 def write_tables(result, out: Path, pseudonymizer=None) -> list[Path]:
     """flows.parquet, events.parquet and frames.parquet (if any) and summary.json."""
     out.mkdir(parents=True, exist_ok=True)
+    heap.release()  # what the analysis freed, before the scrubbed copies are made
     scrub_table = pseudonymizer.table if pseudonymizer else (lambda t: t)
     meta = _parquet_metadata(result)
     written, scrubbed = [], {}
