@@ -22,7 +22,8 @@ def remote_is_orig(orig_ip: list, resp_ip: list, platform=None) -> list[bool]:
     webhook reaches a company's public server)."""
     def local(ip):
         return bool(address_class(ip)) or (platform is not None and platform.contains(ip))
-    return [local(r) and not local(o) for o, r in zip(orig_ip, resp_ip)]
+    is_local = {ip: local(ip) for ip in {*orig_ip, *resp_ip}}  # once per distinct address
+    return [is_local[r] and not is_local[o] for o, r in zip(orig_ip, resp_ip)]
 
 
 def remote_ips(orig_ip: list, resp_ip: list, platform=None) -> list[str]:

@@ -7,8 +7,10 @@ the flow's responder address (latest such answer wins).
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 from dataclasses import replace
 
+import numpy as np
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
@@ -90,7 +92,7 @@ def _remote_roles(cols, labels, evidences, legs: set, catalog, platform=None) ->
     asns = catalog.asn_of(remote)
     roles = []
     for i, (lb, ev) in enumerate(zip(labels, evidences)):
-        echo = f"{remote[i]}:{port[i]}" in ev.stun_mapped
+        echo = bool(ev.stun_mapped) and f"{remote[i]}:{port[i]}" in ev.stun_mapped
         if i in legs or echo:
             roles.append("peer")
         elif lb.service != "whatsapp.call" or cols["l4"][i] != "udp":
@@ -100,6 +102,13 @@ def _remote_roles(cols, labels, evidences, legs: set, catalog, platform=None) ->
         else:
             roles.append("peer")
     return roles
+
+
+def _string_lists(seqs: list) -> pa.Array:
+    """A list<string> column from per-flow tuples, built from offsets (most are empty)."""
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, seqs), dtype=np.int32, count=len(seqs)), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(list(chain.from_iterable(seqs)), pa.string()))
 
 
 def _stun_rtt(table: pa.Table, evidences) -> pa.Table:
@@ -187,15 +196,17 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
         "catalog_rule": [lb.rule for lb in labels],
         "sni": [e.sni or e.quic_sni for e in evidences],
         "dns_name": columns["dns_name"],
-        "stun_mapped": [list(e.stun_mapped) for e in evidences],
+        "stun_mapped": _string_lists([e.stun_mapped for e in evidences]),
         "remote_role": _remote_roles(cols, labels, evidences, legs, catalog, given),
-        "dns_queries": [list(e.dns_queries) for e in evidences],
-        "local_names": [list(e.local_names) for e in evidences],
+        "dns_queries": _string_lists(columns["dns_queries"]),
+        "local_names": _string_lists([e.local_names for e in evidences]),
     }
     table = _stun_rtt(table, evidences)
     from flowscope import schema
     for c in schema.LABELS:
-        table = table.append_column(pa.field(c.name, c.type), pa.array(new[c.name], type=c.type))
+        values = new[c.name]
+        table = table.append_column(pa.field(c.name, c.type), values.cast(c.type) if isinstance(values, pa.Array)
+                                    else pa.array(values, type=c.type))
     notes = {"catalog": {"version": catalog.version, "sources": catalog.sources,
                          "webhook_sources_date": catalog.webhook_snapshot_date()},
              "dissectors": dict(sorted(counts.items()))}

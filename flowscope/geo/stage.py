@@ -109,9 +109,10 @@ def _min_rtt(remote, resp, rtt, source, capture, untrusted) -> dict[str, float]:
 def _pop_codes(remote, names) -> dict[str, tuple[str | None, list[str]]]:
     """Per address: the most frequent PoP code in its flows' host names, and all seen."""
     seen: dict[str, Counter] = {}
+    codes = {name: pop.pop_code(name) for column in names for name in set(column) if name and isinstance(name, str)}
     for ip, host_names in zip(remote, zip(*names)):
         for name in host_names:
-            code = pop.pop_code(name) if name and isinstance(name, str) else None
+            code = codes.get(name) if name else None
             if code:
                 seen.setdefault(ip, Counter())[code] += 1
     return {ip: (c.most_common(1)[0][0], sorted(c)) for ip, c in seen.items()}
@@ -270,17 +271,18 @@ def _append_columns(table: pa.Table, remote: list, per_ip: dict, services: list,
     index = {ip: k for k, ip in enumerate(addresses)}
     take = pa.array(np.fromiter((index[ip] for ip in remote), dtype=np.int64, count=len(remote)))
     operators: dict[tuple, tuple] = {}
-    op_rows = []
-    for k, (ip, service, role) in enumerate(zip(remote, services, roles)):
-        if providers is not None and providers[k] is not None:
-            op_rows.append(providers[k])
-            continue
+    per_combo: dict[tuple, tuple] = {}  # (address, service, role) -> operator: flows share few
+    for combo in set(zip(remote, services, roles)):
+        ip, service, role = combo
         rec = per_ip[ip]
         special = rec["geo_source"].startswith("special:")
         key = (special, rec["remote_asn"], rec["remote_as_org"], service, rec["_catalog_meta"], role == "peer")
         if key not in operators:
             operators[key] = (None, None) if special else _operator(*key[1:])
-        op_rows.append(operators[key])
+        per_combo[combo] = operators[key]
+    op_rows = [per_combo[combo] for combo in zip(remote, services, roles)]
+    if providers is not None:
+        op_rows = [p if p is not None else o for o, p in zip(op_rows, providers)]
     for c in schema.GEO:
         if c.name == "remote_ip":
             col = pa.array(remote, type=c.type)
