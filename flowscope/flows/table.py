@@ -565,6 +565,13 @@ class FlowTable:
         self.S[S_FREE_TOP] = new - rows
 
     def records(self) -> np.ndarray:
-        if not self.finished:
-            return np.zeros((0, NF), dtype=np.int64)
-        return np.concatenate(self.finished)
+        """The emitted records as one array; each piece is freed once copied (np.concatenate
+        would hold every piece and the whole at once: twice the records at the peak)."""
+        out = np.empty((sum(len(f) for f in self.finished), NF), dtype=np.int64)
+        pos = 0
+        for k, piece in enumerate(self.finished):
+            out[pos:pos + len(piece)] = piece
+            pos += len(piece)
+            self.finished[k] = None
+        self.finished = [out]
+        return out
