@@ -9,12 +9,16 @@ hour it started. Aggregation runs in Arrow: the same call costs milliseconds on 
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.geo import regions
 from flowscope.sides import local_is_orig_columns
+
+if TYPE_CHECKING:
+    import pandas as pd  # the functions that return frames import it (pyarrow does anyway)
 
 IN_EU_EEA = ("eu", "eea")
 OUTSIDE_EU_EEA = ("adequate", "third")
@@ -105,6 +109,11 @@ def leaving_eu(flows) -> pd.DataFrame:
 
 
 def _leaving(m: pa.Table) -> pd.DataFrame:
+    import pandas as pd
+    return pd.DataFrame(_leaving_rows(m))
+
+
+def _leaving_rows(m: pa.Table) -> list[dict]:
     region = pc.fill_null(m["region"], "unknown")
     location = pc.if_else(pc.is_in(region, value_set=pa.array(IN_EU_EEA)), "inside",
                           pc.if_else(pc.is_in(region, value_set=pa.array(OUTSIDE_EU_EEA)), "outside", "unknown"))
@@ -121,7 +130,7 @@ def _leaving(m: pa.Table) -> pd.DataFrame:
                      "bytes_outside": c["bytes_outside"], "bytes_unknown": c["bytes_unknown"],
                      "share_outside": c["bytes_outside"] / total if total else 0.0,
                      "share_not_eu_eea": (total - c["bytes_inside"]) / total if total else 0.0})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def per_device(flows, events=None) -> pd.DataFrame:
@@ -141,11 +150,14 @@ def summary(flows) -> dict:
     m = _meta(flows)
     if not m.num_rows:
         return {}
-    by_service = _volume(m, None, "service")
-    eu = _leaving(m).set_index("basis")
+    service = pc.fill_null(m["service"].cast(pa.string()), "unknown")
+    by = pa.table({"service": service, "bytes": m["bytes"]}).group_by("service").aggregate([("bytes", "sum")])
+    # as volume_by orders them: bytes, then the service name, both descending
+    by_service = sorted(zip(by["service"].to_pylist(), by["bytes_sum"].to_pylist()), key=lambda x: (x[1], x[0]),
+                        reverse=True)
     return {
-        "bytes_by_service": dict(zip(by_service["service"], by_service["bytes"].astype(int).tolist())),
-        "leaving_eu_eea": {basis: {k: (round(float(v), 4) if k.startswith("share") else int(v))
-                                   for k, v in eu.loc[basis].items()} for basis in eu.index},
+        "bytes_by_service": {name: int(n) for name, n in by_service},
+        "leaving_eu_eea": {row["basis"]: {k: (round(float(v), 4) if k.startswith("share") else int(v))
+                                          for k, v in row.items() if k != "basis"} for row in _leaving_rows(m)},
         "local_devices": pc.count_distinct(m["local_ip"]).as_py(),
     }

@@ -120,14 +120,8 @@ def write_tables(result, out: Path, pseudonymizer=None) -> list[Path]:
     _write_json(summary_path, summary)
     # the transfer record, from the tables as written (pseudonymised): no local address in it
     events = scrubbed.get("events.parquet")
-    record = transfers.build(_columns(scrubbed["flows.parquet"], transfers.FLOW_COLUMNS),
-                             _columns(events, transfers.EVENT_COLUMNS) if events is not None else None, summary)
+    record = transfers.build(scrubbed["flows.parquet"], events, summary)
     return written + [summary_path, _write_json(out / TRANSFERS, record)]
-
-
-def _columns(table, names):
-    """Those of `names` that `table` has, as pandas."""
-    return table.select([n for n in names if n in table.column_names]).to_pandas()
 
 
 def _write_json(path: Path, doc: dict) -> Path:

@@ -12,7 +12,11 @@ peer: categories are named, never their values.
 """
 from __future__ import annotations
 
-import pandas as pd
+from collections import Counter
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.geo import regions
 
@@ -25,18 +29,11 @@ MESSAGE_KINDS = ("message", "api-call")
 STATUS_KINDS = ("receipt", "webhook")
 
 
-# what build() reads of the tables (tables.py hands it only these: the whole flows table as
-# pandas cost ~170 MiB on 100k flows)
+# what build() reads of the tables, in Arrow (a pandas frame of the flows cost ~170 MiB on
+# 100k flows; only the recipients' rows become Python objects)
 FLOW_COLUMNS = ("flow_id", "is_meta", "service", "operator", "operator_country", "remote_country", "counterparts",
                 "counterparts_basis", "ts_start", "ts_end", "bytes_orig", "bytes_resp")
 EVENT_COLUMNS = ("flow_id", "kind")
-
-
-def recipients_mask(flows: pd.DataFrame) -> pd.Series:
-    """Flows that carry WhatsApp/Meta metadata to someone: Meta's, and solution providers'."""
-    meta = flows["is_meta"].fillna(False).astype(bool) if "is_meta" in flows else pd.Series(False, index=flows.index)
-    bsp = flows["service"].eq("whatsapp.bsp") if "service" in flows else False
-    return meta | bsp
 
 
 def legal_basis(operator: str | None, country: str | None) -> dict:
@@ -61,37 +58,70 @@ def legal_basis(operator: str | None, country: str | None) -> dict:
     return {"region": region, "basis": "unknown: the recipient's country is not known", "decision": None}
 
 
-def _iso(ts) -> str | None:
-    return None if pd.isna(ts) else pd.Timestamp(ts).tz_convert("UTC").isoformat().replace("+00:00", "Z")
+def _iso(ns: int | None) -> str | None:
+    """ISO 8601 UTC text of a time in ns, as pandas' Timestamp.isoformat writes it (digits
+    for the microseconds only when there are any, and for the nanoseconds likewise), Z."""
+    if ns is None:
+        return None
+    seconds, rest = divmod(int(ns), 10**9)
+    micro, nano = divmod(rest, 1000)
+    text = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micro).isoformat()
+    if nano:
+        head, zone = text[:-6], text[-6:]
+        text = head + (f"{nano:03d}" if micro else f".{nano:09d}") + zone
+    return text.replace("+00:00", "Z")
 
 
-def _categories(group: pd.DataFrame, ev: pd.DataFrame) -> dict:
+def _categories(rows: list[dict], kinds: Counter) -> dict:
     """Data categories observed reaching the recipient, with counts where they are counts."""
     out = {"ip_addresses": "the sender's address on every flow", "timestamps": "of every flow and event"}
-    kinds = ev["kind"].value_counts().to_dict() if len(ev) else {}
-    messages = {k: int(kinds[k]) for k in MESSAGE_KINDS if kinds.get(k)}
-    statuses = {k: int(kinds[k]) for k in STATUS_KINDS if kinds.get(k)}
+    messages = {k: kinds[k] for k in MESSAGE_KINDS if kinds.get(k)}
+    statuses = {k: kinds[k] for k in STATUS_KINDS if kinds.get(k)}
     if messages:
         out["message_counts"] = messages
     if statuses:
         out["status_counts"] = statuses
-    basis = group["counterparts_basis"].fillna("") if "counterparts_basis" in group else pd.Series([], dtype=str)
-    value = group["counterparts"].fillna(0) if "counterparts" in group else pd.Series([], dtype=float)
-    sent = int(value[basis == "chat-outbound-messages"].sum())
+    pairs = [(r.get("counterparts_basis") or "", r.get("counterparts") or 0) for r in rows]
+    sent = int(sum(v for b, v in pairs if b == "chat-outbound-messages"))
     if sent:
         out["recipient_identifiers"] = f"{sent} outbound messages, each naming at least one recipient"
-    if (basis == "call-relays").any():
-        out["call_relays"] = int(value[basis == "call-relays"].max())
-    if (basis == "p2p-peer").any():
-        out["call_peer_addresses"] = int((basis == "p2p-peer").sum())
+    relays = [v for b, v in pairs if b == "call-relays"]
+    if relays:
+        out["call_relays"] = int(max(relays))
+    peers = sum(1 for b, _ in pairs if b == "p2p-peer")
+    if peers:
+        out["call_peer_addresses"] = peers
     for kind in sorted(kinds):
         if "contact" in kind:  # contact-sync candidates, where the metadata stage marks them
-            out["contact_sync_candidates"] = int(kinds[kind])
+            out["contact_sync_candidates"] = kinds[kind]
     return out
 
 
-def build(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> dict:
-    """The transfer record of one analysis (a plain dict for transfers.json)."""
+def _arrow(frame, names) -> pa.Table:
+    """Those of `names` that `frame` (Arrow, or pandas from a report reading an old run) has."""
+    if not isinstance(frame, pa.Table):
+        frame = pa.Table.from_pandas(frame[[c for c in names if c in frame.columns]], preserve_index=False)
+    return frame.select([c for c in names if c in frame.column_names])
+
+
+def _recipients(flows: pa.Table) -> list[dict]:
+    """Rows of the flows that carry WhatsApp/Meta metadata to someone: Meta's (is_meta), and
+    solution providers' (whatsapp.bsp); times as ns."""
+    mask = pa.array([False] * flows.num_rows, pa.bool_())
+    if "is_meta" in flows.column_names:
+        mask = pc.fill_null(flows["is_meta"].cast(pa.bool_()), False)
+    if "service" in flows.column_names:
+        mask = pc.or_(mask, pc.fill_null(pc.equal(flows["service"].cast(pa.string()), "whatsapp.bsp"), False))
+    sel = flows.filter(mask)
+    for c in ("ts_start", "ts_end"):
+        if c in sel.column_names:
+            sel = sel.set_column(sel.schema.get_field_index(c), c, sel[c].cast(pa.int64()))
+    return sel.to_pylist()
+
+
+def build(flows, events, summary: dict) -> dict:
+    """The transfer record of one analysis (a plain dict for transfers.json). `flows` and
+    `events`: Arrow tables (or pandas frames) with FLOW_COLUMNS and EVENT_COLUMNS."""
     doc = {"transfers_format": FORMAT,
            "basis": "flows that reach WhatsApp/Meta (is_meta) or a WhatsApp solution provider (whatsapp.bsp), "
                     "grouped by the organisation that runs the remote end (operator) and the country whose law "
@@ -100,24 +130,34 @@ def build(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> di
            "not_observable": "what a recipient stores, for how long and where it processes the data: not on the "
                              "wire (see the report's WhatsApp Business Platform section for Meta's documentation)",
            "not_available": None, "recipients": []}
-    if "operator" not in flows or not flows["operator"].notna().any():
+    flows = _arrow(flows, FLOW_COLUMNS)
+    if "operator" not in flows.column_names or flows["operator"].null_count == flows.num_rows:
         doc["not_available"] = "no operator column: classification or geolocation was off"
         return doc
-    sel = flows[recipients_mask(flows)]
-    ev = events if events is not None else pd.DataFrame(columns=["flow_id", "kind"])
-    for (operator, country), group in sel.groupby([sel["operator"].fillna("unknown"),
-                                                    sel["operator_country"].fillna("")], sort=True):
-        ids = sorted(int(x) for x in group["flow_id"])
-        mine = ev[ev["flow_id"].isin(ids)]
-        located = group["remote_country"].fillna("unknown").value_counts().sort_index() if "remote_country" in group \
-            else pd.Series(dtype=int)
+    kinds_of: dict[int, list] = {}
+    if events is not None:
+        ev = _arrow(events, EVENT_COLUMNS)
+        if {"flow_id", "kind"} <= set(ev.column_names):
+            for fid, kind in zip(ev["flow_id"].to_pylist(), ev["kind"].to_pylist()):
+                kinds_of.setdefault(fid, []).append(kind)
+    groups: dict[tuple, list] = {}
+    for row in _recipients(flows):
+        key = (row["operator"] if row["operator"] is not None else "unknown", row.get("operator_country") or "")
+        groups.setdefault(key, []).append(row)
+    for (operator, country), rows in sorted(groups.items()):
+        ids = sorted(int(r["flow_id"]) for r in rows)
+        kinds = Counter(k for fid in ids for k in kinds_of.get(fid, ()) if k is not None)
+        located = Counter(r.get("remote_country") or "unknown" for r in rows) if "remote_country" in flows.column_names \
+            else Counter()
+        starts = [r["ts_start"] for r in rows if r.get("ts_start") is not None]
+        ends = [r["ts_end"] for r in rows if r.get("ts_end") is not None]
         doc["recipients"].append({
             "operator": operator, "country": country or None, **legal_basis(operator, country or None),
-            "services": sorted(group["service"].dropna().unique().tolist()),
-            "server_locations": {k: int(v) for k, v in located.items()},
-            "categories": _categories(group, mine),
-            "first_seen": _iso(group["ts_start"].min()), "last_seen": _iso(group["ts_end"].max()),
-            "flows": len(ids), "bytes": int(group["bytes_orig"].fillna(0).sum() + group["bytes_resp"].fillna(0).sum()),
-            "events": int(len(mine)), "flow_ids": ids,
+            "services": sorted({r["service"] for r in rows if r.get("service") is not None}),
+            "server_locations": dict(sorted(located.items())),
+            "categories": _categories(rows, kinds),
+            "first_seen": _iso(min(starts) if starts else None), "last_seen": _iso(max(ends) if ends else None),
+            "flows": len(ids), "bytes": int(sum((r.get("bytes_orig") or 0) + (r.get("bytes_resp") or 0) for r in rows)),
+            "events": sum(len(kinds_of.get(fid, ())) for fid in ids), "flow_ids": ids,
         })
     return doc

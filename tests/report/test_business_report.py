@@ -100,3 +100,20 @@ def test_transfers_without_operators_say_why():
     basis = transfers.legal_basis("Example Ltd", "IN")
     assert basis["region"] == "third" and basis["basis"].startswith("none")
     assert transfers.legal_basis("X AG", "CH")["basis"].startswith("adequacy decision")
+
+
+def test_transfers_equal_the_pandas_reference(company_dir, sample_default):
+    """The Arrow build gives the record the first (pandas) implementation gave, on the
+    written company tables and on the sample's (calls, relays, peers)."""
+    import pyarrow.parquet as pq
+    from flowscope.report import transfers
+    from transfers_reference import build as reference
+    summary = json.loads((company_dir / "summary.json").read_text())
+    flows, events = pq.read_table(company_dir / "flows.parquet"), pq.read_table(company_dir / "events.parquet")
+    assert transfers.build(flows, events, summary) == reference(flows.to_pandas(), events.to_pandas(), summary)
+    assert transfers.build(flows.to_pandas(), events.to_pandas(), summary) == json.loads(
+        (company_dir / "transfers.json").read_text())
+    sample = sample_default
+    got = transfers.build(sample.table, sample.events_table, {})
+    assert got == reference(sample.table.to_pandas(), sample.events_table.to_pandas(), {})
+    assert any("call_relays" in r["categories"] for r in got["recipients"])
