@@ -80,6 +80,8 @@ def reassemble(segments: list[tuple[int, bytes]], limit: int = KEEP_FLOW_BYTES) 
     """Contiguous stream from the lowest sequence number; overlaps taken once; stops at a gap."""
     if not segments:
         return b""
+    if len(segments) == 1:  # the usual first flight: one segment, nothing to order
+        return bytes(segments[0][1][:limit])
     first = segments[0][0]
     rel = sorted(((((seq - first + 2**31) % 2**32) - 2**31, data) for seq, data in segments),
                  key=lambda x: x[0])

@@ -134,20 +134,21 @@ def _scan(b, out):
 def client_hello(stream: bytes) -> ClientHello | None:
     """The ClientHello of a stream whose first record holds all of it; None: ask tls.py."""
     stream = bytes(stream)
-    out = np.empty(8, np.int64)
-    _scan(np.frombuffer(stream, np.uint8), out)
+    found = np.empty(8, np.int64)
+    _scan(np.frombuffer(stream, np.uint8), found)
+    out = found.tolist()  # Python ints: cheaper to read than numpy scalars
     if not out[_FOUND]:
         return None
-    at, size = int(out[_SNI]), int(out[_SNI + 1])
+    at, size = out[_SNI], out[_SNI + 1]
     sni = safe_text(stream[at:at + size], host=True) if at >= 0 else None
     alpn: tuple = ()
-    at, size = int(out[_ALPN]), int(out[_ALPN + 1])
+    at, size = out[_ALPN], out[_ALPN + 1]
     if at >= 0:
         names, q = [], at
         while q < at + size:
             names.append(safe_text(stream[q + 1:q + 1 + stream[q]]))
             q += 1 + stream[q]
         alpn = tuple(names)
-    at, size = int(out[_VERSIONS]), int(out[_VERSIONS + 1])
+    at, size = out[_VERSIONS], out[_VERSIONS + 1]
     versions = tuple(int.from_bytes(stream[i:i + 2], "big") for i in range(at, at + size, 2)) if at >= 0 else ()
-    return ClientHello(sni, alpn, int(out[_LEGACY]), versions)
+    return ClientHello(sni, alpn, out[_LEGACY], versions)
