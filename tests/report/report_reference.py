@@ -1,0 +1,30 @@
+"""The report's builders as they were before issue 14 (speed), kept as references: the
+faster ones must give the same results. Not collected by pytest (no test_ prefix)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from flowscope.report.findings import ip_bytes, meta_mask
+from flowscope.report.html import TOP_ENDPOINTS, _check, _join, _km, _n, _names, _text
+
+
+def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
+    """The per-row builder (a Python loop over every endpoint's group of flows)."""
+    if flows.empty or "is_meta" not in flows or not flows["is_meta"].notna().any():
+        return []
+    meta = flows[meta_mask(flows)].assign(ip_bytes=ip_bytes(flows[meta_mask(flows)]))
+    key = meta["remote_ip"] if "remote_ip" in meta and meta["remote_ip"].notna().any() else meta["resp_ip"]
+    meta = meta.assign(endpoint=key.fillna(meta["resp_ip"]))
+    rows = []
+    for endpoint, g in meta.groupby("endpoint", sort=True):
+        first = g.iloc[0]
+        names = sorted({h for h in g["hostname"] if isinstance(h, str) and h})
+        rows.append({
+            "endpoint": endpoint, "names": _names(names), "services": ", ".join(sorted(set(g["service"].dropna()))),
+            "country": _text(first.get("remote_country")), "region": _text(first.get("region")),
+            "operator": _join(first.get("operator"), first.get("operator_country")),
+            "flows": len(g), "bytes": int(g["ip_bytes"].sum()),
+            "bound_km": _km(first.get("max_distance_km")), "check": _check(first.get("geo_consistent")),
+        })
+    rows.sort(key=lambda r: (-r["bytes"], r["endpoint"]))
+    return [{**r, "flows": _n(r["flows"]), "bytes": _n(r["bytes"])} for r in rows[:TOP_ENDPOINTS]]
