@@ -28,3 +28,29 @@ def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
         })
     rows.sort(key=lambda r: (-r["bytes"], r["endpoint"]))
     return [{**r, "flows": _n(r["flows"]), "bytes": _n(r["bytes"])} for r in rows[:TOP_ENDPOINTS]]
+
+
+def png_bytes(fig, dpi: int = 150) -> bytes:
+    """The chart PNG through savefig (layout pass, empty draw, real draw)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from flowscope.report.charts import style
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def geo_check_points(flows: pd.DataFrame) -> pd.DataFrame:
+    """The RTT chart's points through itertuples over every column."""
+    from flowscope.report.charts import CHECK
+    cols = ["remote_ip", "source", "country", "distance_km", "bound_km", "verdict"]
+    if "geo_checks" not in flows:
+        return pd.DataFrame(columns=cols)
+    per_ip = flows.dropna(subset=["max_distance_km"]).drop_duplicates("remote_ip").sort_values("remote_ip")
+    rows = [(r.remote_ip, m["source"].strip(), m["country"], float(m["km"]), float(r.max_distance_km), m["verdict"])
+            for r in per_ip.itertuples() for m in CHECK.finditer(r.geo_checks or "")]
+    return pd.DataFrame(rows, columns=cols)
