@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +52,20 @@ def _if(condition: bool, build):
     return build if condition else None
 
 
-def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True) -> Rendered:
+def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True, browser=None) -> Rendered:
     """charts/*.png + report.html (+ report.pdf) from the tables in `out_dir`.
 
-    `privacy`: {"pseudonymized": bool, "pseudonym_key_id": str} as the tables were written."""
-    out = Path(out_dir)
+    `privacy`: {"pseudonymized": bool, "pseudonym_key_id": str} as the tables were written.
+    `browser`: a pdf.Browser started by the caller (before the tables were written, say);
+    without one, Chromium is started here, before the charts are drawn, and closed again."""
+    with ExitStack() as stack:
+        if pdf and browser is None:
+            from flowscope.report.pdf import Browser
+            browser = stack.enter_context(Browser.launch())
+        return _render(Path(out_dir), analysed_at, privacy, browser if pdf else None)
+
+
+def _render(out: Path, analysed_at: str, privacy: dict, browser) -> Rendered:
     data = load(out)
     charts = build_charts(data)
     scripted = build_scripted(data, caption(data.summary, data.flows))
@@ -65,8 +75,8 @@ def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True) ->
                        scripted)
     result.files.append(_write_text(out / HTML, html))
     (out / PDF).unlink(missing_ok=True)  # never leave a PDF of another rendering behind
-    if pdf:
-        _pdf(out, analysed_at, result)
+    if browser is not None:
+        _pdf(out, analysed_at, result, browser)
     return result
 
 
@@ -91,9 +101,9 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def _pdf(out: Path, analysed_at: str, result: Rendered) -> None:
-    from flowscope.report.pdf import PdfError, render_pdf
+def _pdf(out: Path, analysed_at: str, result: Rendered, browser) -> None:
+    from flowscope.report.pdf import PdfError
     try:
-        result.files.append(render_pdf(out / HTML, out / PDF, analysed_at))
+        result.files.append(browser.print_pdf(out / HTML, out / PDF, analysed_at))
     except (FileNotFoundError, PdfError) as exc:
         result.notes.append(f"report.pdf not written: {exc}")

@@ -54,3 +54,23 @@ def geo_check_points(flows: pd.DataFrame) -> pd.DataFrame:
     rows = [(r.remote_ip, m["source"].strip(), m["country"], float(m["km"]), float(r.max_distance_km), m["verdict"])
             for r in per_ip.itertuples() for m in CHECK.finditer(r.geo_checks or "")]
     return pd.DataFrame(rows, columns=cols)
+
+
+def print_pdf_cli(html_path, pdf_path, analysed_at: str, binary: str | None = None):
+    """report.pdf as Chromium's own `--print-to-pdf --no-pdf-header-footer` writes it (one
+    browser process a page), dates stamped with the analysis time."""
+    import os
+    import subprocess
+    import tempfile
+
+    from flowscope.report.pdf import _stamp, find_chromium, headless_args
+    binary = binary or find_chromium()
+    tmp = pdf_path.with_name(pdf_path.name + ".tmp")
+    with tempfile.TemporaryDirectory(prefix="flowscope-chromium-") as profile:
+        cmd = headless_args(binary, profile) + ["--no-pdf-header-footer", f"--print-to-pdf={tmp}",
+                                                html_path.resolve().as_uri()]
+        subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "TMPDIR": profile},
+                       check=True)
+    tmp.write_bytes(_stamp(tmp.read_bytes(), analysed_at))
+    os.replace(tmp, pdf_path)
+    return pdf_path
