@@ -78,13 +78,22 @@ def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
     What `fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})` writes,
     byte for byte, with one pass of the layout engine and one draw instead of savefig's
     layout pass, empty draw and real draw (tests/report/test_charts.py compares them)."""
+    return encode_png(draw(fig, dpi), dpi)
+
+
+def draw(fig: Figure, dpi: int = DPI) -> np.ndarray:
+    """The figure's pixels (RGBA, as savefig draws them at `dpi`): `encode_png` turns them
+    into the PNG, on another thread if the caller likes (it does not touch the figure)."""
     canvas = FigureCanvasAgg(fig)
-    buf = io.BytesIO()
     with style():
         fig.dpi = dpi
         canvas.draw()
-        mimage.imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=dpi,
-                      metadata={"Software": None})
+    return np.array(canvas.buffer_rgba())
+
+
+def encode_png(pixels: np.ndarray, dpi: int = DPI) -> bytes:
+    buf = io.BytesIO()
+    mimage.imsave(buf, pixels, format="png", origin="upper", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -104,6 +104,7 @@ class Browser:
         self._pid: int | None = None
         self._rfd = self._wfd = -1
         self._ready: threading.Thread | None = None
+        self._quitting = False
         self._deadline = time.monotonic() + TIMEOUT_S
         try:
             self._spawn()
@@ -194,16 +195,22 @@ class Browser:
         code = self._exit_code(wait_s=1.0)
         return PdfError(f"Chromium exited (exit {'unknown' if code is None else code}): {self._stderr_tail()}")
 
+    def _quit(self) -> None:
+        """Ask Chromium to quit (it answers as it goes; close() waits for it)."""
+        if not self._quitting:
+            self._quitting = True
+            try:
+                self._send("Browser.close")
+            except OSError:
+                pass
+
     def close(self) -> None:
-        """End Chromium (asked to quit once it has printed, else killed), every process it
+        """End Chromium (asked to quit if it started well, else killed), every process it
         started, and remove its profile."""
         if self._pid is not None:
             prepared = self._ready is not None and not self._ready.is_alive() and self._error is None
             if prepared and self._exit_code() is None:
-                try:
-                    self._send("Browser.close")
-                except OSError:
-                    pass
+                self._quit()
                 self._exit_code(wait_s=CLOSE_TIMEOUT_S)
             try:  # the browser if still running, and whatever it started
                 os.killpg(self._pid, signal.SIGKILL)
@@ -289,6 +296,7 @@ class Browser:
             raise PdfError(f"Chromium could not open {html_path}: {_one_line(nav['errorText'])}")
         self._wait_for_load(nav["frameId"], nav.get("loaderId"))
         data = base64.b64decode(self._call("Page.printToPDF", PRINT_PARAMS, session=True).get("data", ""))
+        self._quit()  # one page a browser: it shuts down while the caller goes on
         if not data.startswith(b"%PDF-"):
             raise PdfError("Chromium wrote no PDF")
         tmp = pdf_path.with_name(pdf_path.name + ".tmp")

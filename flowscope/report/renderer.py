@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,13 @@ def build_charts(data: ReportData) -> list[Chart]:
         ("call_peers", "Call-peer exposure", geo,
          _if(data.has("service"), lambda: ch.call_peer_exposure(flows, geo)), fd.NO_CLASSIFY),
     ]
-    out = []
-    for name, title, cap, build, reason in specs:
-        png = ch.png_bytes(build()) if build else None
-        out.append(Chart(name, title, cap, png, "" if png else reason))
+    # each PNG is compressed on a thread while the next chart is drawn (zlib lets go of the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowscope-png") as pool:
+        pngs = [pool.submit(ch.encode_png, ch.draw(build())) if build else None for _, _, _, build, _ in specs]
+        out = []
+        for (name, title, cap, _build, reason), png in zip(specs, pngs):
+            png = png.result() if png else None
+            out.append(Chart(name, title, cap, png, "" if png else reason))
     return out
 
 
@@ -65,8 +69,12 @@ def render_report(out_dir, analysed_at: str, privacy: dict, pdf: bool = True, br
         return _render(Path(out_dir), analysed_at, privacy, browser if pdf else None)
 
 
+# flows.parquet's list columns: no chart or table of the report reads them
+NOT_SHOWN = ("dns_queries", "stun_mapped", "local_names")
+
+
 def _render(out: Path, analysed_at: str, privacy: dict, browser) -> Rendered:
-    data = load(out)
+    data = load(out, skip=NOT_SHOWN)
     charts = build_charts(data)
     scripted = build_scripted(data, caption(data.summary, data.flows))
     result = Rendered()
