@@ -35,6 +35,10 @@ _PDF_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:\d{14}[^)]*\)")
 # (components/headless/command_handler/headless_command.js, printToPDF())
 # signals Python ignores that a child should not (what subprocess's restore_signals resets)
 _RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+# A blank first tab (else the New Tab Page, a WebUI page that keeps a core busy for a
+# second), and no WebUI omnibox popups (two more such pages a window; a headless browser
+# shows no omnibox): they only cost the CPU the report is drawn with.
+QUIET_ARGS = ("--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup", "about:blank")
 PRINT_PARAMS = {"displayHeaderFooter": False, "generateTaggedPDF": True, "printBackground": True,
                 "preferCSSPageSize": True}
 
@@ -150,7 +154,7 @@ class Browser:
         err = os.open(os.path.join(self.profile, "stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._wfd, self._rfd = to_w, from_r
         try:
-            args = headless_args(self.binary, self.profile) + ["--remote-debugging-pipe"]
+            args = headless_args(self.binary, self.profile) + ["--remote-debugging-pipe", *QUIET_ARGS]
             # its own temp files too go into the throw-away profile, removed with it even
             # when the disk is full (Chromium leaves org.chromium.Chromium.* in $TMPDIR)
             env = {**os.environ, "TMPDIR": self.profile}
