@@ -12,6 +12,7 @@ scenario to a written analysis; `verify(DIR)` re-checks the hashes.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["align", "render", "verify", "write"]
@@ -34,19 +35,22 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
     if pseudonymize:  # the key first: a bad key must fail before anything is written
         key = pseudonym.load_key(pseudonym_key, out_dir=out)
         scrub, key_id = _pseudonymizer(result, key), pseudonym.key_id(key)
-    with _early_browser(report and pdf) as browser:  # Chromium boots while the tables are written
+    # Chromium boots while the tables are written; the geolocation databases are hashed on
+    # a thread while the report is drawn and printed
+    with _early_browser(report and pdf) as browser, ThreadPoolExecutor(max_workers=1) as pool:
         out.mkdir(parents=True, exist_ok=True)
         tables.clear_outputs(out)
         files = tables.write_tables(result, out, scrub)
         if scenario is not None:
             files = _attach(out, scenario, scenario_tolerance_s, files)
+        summary = _read_summary(out)
+        databases = pool.submit(mf.database_hashes, summary)
         notes: list[str] = []
         privacy = {"pseudonymized": pseudonymize, "pseudonym_key_id": key_id}
         if report:
             files, notes = _render(out, result.analysed_at, privacy, pdf, files, notes, browser)
-        summary = _read_summary(out)
         settings = {"report": report, "pdf": (out / "report.pdf").is_file(), **privacy}
-        base = mf.build(summary, result.analysed_at, settings, mf.database_hashes(summary))
+        base = mf.build(summary, result.analysed_at, settings, databases.result())
         files.append(mf.write(out, base))
     return files, notes
 
