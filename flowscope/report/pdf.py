@@ -108,7 +108,6 @@ class Browser:
         self._pid: int | None = None
         self._rfd = self._wfd = -1
         self._ready: threading.Thread | None = None
-        self._quitting = False
         self._deadline = time.monotonic() + TIMEOUT_S
         try:
             self._spawn()
@@ -199,28 +198,15 @@ class Browser:
         code = self._exit_code(wait_s=1.0)
         return PdfError(f"Chromium exited (exit {'unknown' if code is None else code}): {self._stderr_tail()}")
 
-    def _quit(self) -> None:
-        """Ask Chromium to quit (it answers as it goes; close() waits for it)."""
-        if not self._quitting:
-            self._quitting = True
-            try:
-                self._send("Browser.close")
-            except OSError:
-                pass
-
     def close(self) -> None:
-        """End Chromium (asked to quit if it started well, else killed), every process it
-        started, and remove its profile."""
+        """End Chromium and every process it started (it has nothing left to do: killed,
+        not asked to quit, so that nobody waits for its shutdown), remove its profile."""
         if self._pid is not None:
-            prepared = self._ready is not None and not self._ready.is_alive() and self._error is None
-            if prepared and self._exit_code() is None:
-                self._quit()
-                self._exit_code(wait_s=CLOSE_TIMEOUT_S)
-            try:  # the browser if still running, and whatever it started
+            try:
                 os.killpg(self._pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            os.waitpid(self._pid, 0)
+            os.waitpid(self._pid, 0)  # reaped only now: its group id stays ours until here
             self._pid = None
         if self._ready is not None:
             self._ready.join(CLOSE_TIMEOUT_S)  # its pipe saw the end of the browser
@@ -300,7 +286,6 @@ class Browser:
             raise PdfError(f"Chromium could not open {html_path}: {_one_line(nav['errorText'])}")
         self._wait_for_load(nav["frameId"], nav.get("loaderId"))
         data = base64.b64decode(self._call("Page.printToPDF", PRINT_PARAMS, session=True).get("data", ""))
-        self._quit()  # one page a browser: it shuts down while the caller goes on
         if not data.startswith(b"%PDF-"):
             raise PdfError("Chromium wrote no PDF")
         tmp = pdf_path.with_name(pdf_path.name + ".tmp")
