@@ -7,6 +7,7 @@ A browser that fails leaves everything else written and says why in one line."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -22,6 +23,7 @@ from flowscope import report
 from flowscope.report import charts, renderer
 from flowscope.report.data import load
 from flowscope.report.html import endpoint_rows
+from flowscope.report.pdf import find_chromium
 
 pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
@@ -47,9 +49,11 @@ def test_the_sample(written_dir, monkeypatch):
 
 def test_a_crafted_capture(tmp_path, key_file, monkeypatch):
     result = flowscope.analyze(crafted_pcap(tmp_path / "crafted.pcap"))
-    result.write(tmp_path / "out", pseudonym_key=key_file, pdf=False)
+    result.write(tmp_path / "out", pseudonym_key=key_file, pdf=find_chromium() is not None)
     rows = _same_tables_and_charts(tmp_path / "out", monkeypatch)
     assert any("<script>" in r["names"] for r in rows)
+    if find_chromium():
+        _same_pdf(tmp_path / "out", tmp_path)
 
 
 @pytest.mark.parametrize("which", ["chat", "all"])
@@ -61,11 +65,22 @@ def test_the_corpus(corpus, tmp_path, key_file, monkeypatch, which):
     assert rows
 
 
+# Chromium's tagged PDF names each structure element after its accessibility node, and the
+# node numbers now and then come out one apart: --print-to-pdf itself did so once in 40
+# prints of the same page on this VM. Compared with those names blanked, the two are equal.
+NODE_NAME = re.compile(rb"\(node\d+\)")
+
+
+def _same_pdf(out, tmp_path):
+    analysed_at = json.loads((out / "manifest.json").read_text())["analysed_at"]
+    reference = print_pdf_cli(out / "report.html", tmp_path / "reference.pdf", analysed_at).read_bytes()
+    printed = (out / "report.pdf").read_bytes()
+    assert printed == reference or NODE_NAME.sub(b"(node)", printed) == NODE_NAME.sub(b"(node)", reference)
+
+
 def test_the_pdf_is_what_print_to_pdf_writes(written_dir, tmp_path):
     chromium_or_skip()
-    analysed_at = json.loads((written_dir / "manifest.json").read_text())["analysed_at"]
-    reference = print_pdf_cli(written_dir / "report.html", tmp_path / "reference.pdf", analysed_at)
-    assert (written_dir / "report.pdf").read_bytes() == reference.read_bytes()
+    _same_pdf(written_dir, tmp_path)
 
 
 def test_a_browser_that_fails_leaves_the_rest_written(evidence_copy, monkeypatch, tmp_path):
