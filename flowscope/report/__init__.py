@@ -12,6 +12,7 @@ scenario to a written analysis; `verify(DIR)` re-checks the hashes.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["align", "render", "verify", "write"]
@@ -34,20 +35,34 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
     if pseudonymize:  # the key first: a bad key must fail before anything is written
         key = pseudonym.load_key(pseudonym_key, out_dir=out)
         scrub, key_id = _pseudonymizer(result, key), pseudonym.key_id(key)
-    out.mkdir(parents=True, exist_ok=True)
-    tables.clear_outputs(out)
-    files = tables.write_tables(result, out, scrub)
-    if scenario is not None:
-        files = _attach(out, scenario, scenario_tolerance_s, files)
-    notes: list[str] = []
-    privacy = {"pseudonymized": pseudonymize, "pseudonym_key_id": key_id}
-    if report:
-        files, notes = _render(out, result.analysed_at, privacy, pdf, files, notes)
-    summary = _read_summary(out)
-    settings = {"report": report, "pdf": (out / "report.pdf").is_file(), **privacy}
-    base = mf.build(summary, result.analysed_at, settings, mf.database_hashes(summary))
-    files.append(mf.write(out, base))
+    # Chromium boots while the tables are written; the geolocation databases are hashed on
+    # a thread while the report is drawn and printed
+    with _early_browser(report and pdf) as browser, ThreadPoolExecutor(max_workers=1) as pool:
+        out.mkdir(parents=True, exist_ok=True)
+        tables.clear_outputs(out)
+        files = tables.write_tables(result, out, scrub)
+        if scenario is not None:
+            files = _attach(out, scenario, scenario_tolerance_s, files)
+        summary = _read_summary(out)
+        databases = pool.submit(mf.database_hashes, summary)
+        notes: list[str] = []
+        privacy = {"pseudonymized": pseudonymize, "pseudonym_key_id": key_id}
+        if report:
+            files, notes = _render(out, result.analysed_at, privacy, pdf, files, notes, browser)
+        settings = {"report": report, "pdf": (out / "report.pdf").is_file(), **privacy}
+        base = mf.build(summary, result.analysed_at, settings, databases.result())
+        files.append(mf.write(out, base))
     return files, notes
+
+
+def _early_browser(wanted: bool):
+    """Headless Chromium started now (closed on leaving the block; pdf.Unavailable says
+    why not), or nothing."""
+    from contextlib import nullcontext
+    if not wanted:
+        return nullcontext()
+    from flowscope.report.pdf import Browser
+    return Browser.launch()
 
 
 def _attach(out: Path, scenario, tolerance_s, files: list) -> list:
@@ -97,9 +112,9 @@ def _pseudonymizer(result, key: bytes):
                                    names=pseudonym.local_names(result.table))
 
 
-def _render(out: Path, analysed_at: str, privacy: dict, pdf: bool, files: list, notes: list):
+def _render(out: Path, analysed_at: str, privacy: dict, pdf: bool, files: list, notes: list, browser=None):
     from flowscope.report.renderer import render_report
-    rendered = render_report(out, analysed_at, privacy, pdf=pdf)
+    rendered = render_report(out, analysed_at, privacy, pdf=pdf, browser=browser)
     return files + rendered.files, notes + rendered.notes
 
 

@@ -19,6 +19,7 @@ from functools import wraps
 
 import matplotlib
 import matplotlib.dates as mdates
+import matplotlib.image as mimage
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -72,11 +73,27 @@ def _styled(build):
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
-    """PNG bytes without a timestamp or software version: same figure, same bytes."""
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
+    """PNG bytes without a timestamp or software version: same figure, same bytes.
+
+    What `fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})` writes,
+    byte for byte, with one pass of the layout engine and one draw instead of savefig's
+    layout pass, empty draw and real draw (tests/report/test_charts.py compares them)."""
+    return encode_png(draw(fig, dpi), dpi)
+
+
+def draw(fig: Figure, dpi: int = DPI) -> np.ndarray:
+    """The figure's pixels (RGBA, as savefig draws them at `dpi`): `encode_png` turns them
+    into the PNG, on another thread if the caller likes (it does not touch the figure)."""
+    canvas = FigureCanvasAgg(fig)
     with style():
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        fig.dpi = dpi
+        canvas.draw()
+    return np.array(canvas.buffer_rgba())
+
+
+def encode_png(pixels: np.ndarray, dpi: int = DPI) -> bytes:
+    buf = io.BytesIO()
+    mimage.imsave(buf, pixels, format="png", origin="upper", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 
@@ -134,10 +151,11 @@ def event_timeline(events: pd.DataFrame | None, caption: str = "", reason: str =
         _empty(ax, "No events in this capture.")
         return fig
     ev = events.assign(service=events["service"].fillna("unknown"), direction=events["direction"].fillna("?"))
-    rows = sorted({(s, d) for s, d in zip(ev["service"], ev["direction"])}, key=_row_key)
+    pair_codes, pairs = pd.MultiIndex.from_arrays([ev["service"], ev["direction"]]).factorize()
+    rows = sorted(pairs, key=_row_key)  # the distinct (service, direction) pairs, one row each
     y_of = {row: i for i, row in enumerate(rows)}
     x = mdates.date2num(_utc_naive(ev["ts_start"]).to_numpy())
-    y = np.array([y_of[(s, d)] for s, d in zip(ev["service"], ev["direction"])])
+    y = np.array([y_of[pair] for pair in pairs], dtype=np.int64)[pair_codes]
     kinds = ev["kind"].fillna("unknown").to_numpy()
     for kind in sorted(set(kinds)):
         sel = kinds == kind
@@ -177,7 +195,7 @@ def destinations(flows: pd.DataFrame, events: pd.DataFrame | None = None, captio
         for ax in axes.flat:
             _unavailable(ax, "no geolocation (--no-geo)")
         return fig
-    meta = flows[meta_mask(flows)].copy()
+    meta = flows.loc[meta_mask(flows), ["flow_id", "remote_country", "region", "bytes_orig", "bytes_resp"]].copy()
     meta["country"] = meta["remote_country"].fillna("not located")
     meta["region"] = meta["region"].fillna("unknown")
     meta["ip_bytes"] = ip_bytes(meta)
@@ -238,7 +256,8 @@ def services(flows: pd.DataFrame, events: pd.DataFrame | None = None, caption: s
             _unavailable(ax, "no classification (--no-classify)")
         return fig
     service = flows["service"].fillna("unlabelled")
-    order = [s for s in SERVICES if (service == s).any()] + sorted(set(service) - set(SERVICES))
+    present = set(service.unique())
+    order = [s for s in SERVICES if s in present] + sorted(present - set(SERVICES))
     colours = [SERVICE_COLOURS.get(s, "#999999") for s in order]
     n_flows = service.value_counts().reindex(order, fill_value=0)
     size = ip_bytes(flows).groupby(service).sum().reindex(order, fill_value=0)
@@ -263,9 +282,12 @@ def geo_check_points(flows: pd.DataFrame) -> pd.DataFrame:
     cols = ["remote_ip", "source", "country", "distance_km", "bound_km", "verdict"]
     if "geo_checks" not in flows:
         return pd.DataFrame(columns=cols)
-    per_ip = flows.dropna(subset=["max_distance_km"]).drop_duplicates("remote_ip").sort_values("remote_ip")
-    rows = [(r.remote_ip, m["source"].strip(), m["country"], float(m["km"]), float(r.max_distance_km), m["verdict"])
-            for r in per_ip.itertuples() for m in CHECK.finditer(r.geo_checks or "")]
+    per_ip = (flows[["remote_ip", "max_distance_km", "geo_checks"]].dropna(subset=["max_distance_km"])
+              .drop_duplicates("remote_ip").sort_values("remote_ip"))
+    per_ip = per_ip[(per_ip["geo_checks"] != "").to_numpy(dtype=bool)]  # an empty text checks nothing
+    rows = [(ip, m["source"].strip(), m["country"], float(m["km"]), float(bound), m["verdict"])
+            for ip, bound, checks in zip(per_ip["remote_ip"], per_ip["max_distance_km"], per_ip["geo_checks"])
+            for m in CHECK.finditer(checks or "")]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -308,8 +330,8 @@ def rtt_bounds(flows: pd.DataFrame, caption: str = "", km_per_ms: dict | None = 
 def _bound_bars(ax, flows: pd.DataFrame, vacuum_factor: float) -> None:
     """Without a vantage point nothing is checked; the bounds themselves still say how far
     each endpoint can be at most."""
-    per_ip = (flows.dropna(subset=["max_distance_km"]).drop_duplicates("remote_ip")
-              .sort_values(["max_distance_km", "remote_ip"]).head(TOP_ENDPOINTS))
+    per_ip = (flows[["remote_ip", "max_distance_km", "remote_country"]].dropna(subset=["max_distance_km"])
+              .drop_duplicates("remote_ip").sort_values(["max_distance_km", "remote_ip"]).head(TOP_ENDPOINTS))
     y = np.arange(len(per_ip))[::-1]
     ax.barh(y, per_ip["max_distance_km"] * vacuum_factor, color="#d9d9d9", label="vacuum bound")
     ax.barh(y, per_ip["max_distance_km"], color="#6a8caf", label="fibre bound")

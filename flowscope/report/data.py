@@ -32,13 +32,16 @@ class ReportData:
         return column in self.flows.columns and bool(self.flows[column].notna().any())
 
 
-def load(out_dir) -> ReportData:
+def load(out_dir, skip: tuple[str, ...] = ()) -> ReportData:
+    """The tables in `out_dir`; flows.parquet without the columns in `skip` (the report
+    leaves out list columns it never reads: converting them to pandas is slow)."""
     out = Path(out_dir)
     if not (out / FLOWS).is_file() or not (out / SUMMARY).is_file():
         raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
     try:
         summary = json.loads((out / SUMMARY).read_text())
-        data = ReportData(flows=pq.read_table(out / FLOWS).to_pandas(), summary=summary,
+        columns = [c for c in pq.read_schema(out / FLOWS).names if c not in skip] if skip else None
+        data = ReportData(flows=pq.read_table(out / FLOWS, columns=columns).to_pandas(), summary=summary,
                           events=_optional(out / EVENTS), frames=_optional(out / FRAMES),
                           actions=_optional(out / ACTIONS))
         if (out / TRANSFERS).is_file():

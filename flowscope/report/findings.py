@@ -83,7 +83,7 @@ def _geography(f: Findings, flows: pd.DataFrame, summary: dict) -> None:
     if "region" not in flows or not flows["region"].notna().any():
         f.missing["location"] = NO_GEO if len(flows) else "no flows"
         return
-    meta = flows[meta_mask(flows)]
+    meta = flows.loc[meta_mask(flows), ["bytes_orig", "bytes_resp", "region", "operator_country"]]
     size = ip_bytes(meta)
     region = meta["region"].fillna("unknown")
     f.location = {k: int(v) for k, v in size.groupby(region).sum().sort_index().items()}
@@ -107,7 +107,9 @@ def call_peers(flows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     if "remote_role" not in flows.columns:
         return pd.DataFrame(columns=cols)
-    leg_rows = flows[flows["remote_role"].eq("peer").fillna(False).to_numpy(dtype=bool)]
+    used = ("orig_ip", "resp_ip", "remote_ip", "duration_s", "bytes_orig", "bytes_resp", "remote_country", "ts_start")
+    leg_rows = flows.loc[flows["remote_role"].eq("peer").fillna(False).to_numpy(dtype=bool),
+                         [c for c in used if c in flows.columns]]
     sides = [c for c in ("orig_ip", "resp_ip", "remote_ip") if c in leg_rows.columns]
     peers = peer_addresses(pa.Table.from_pandas(leg_rows[sides], preserve_index=False)).to_pylist()
     legs = list(zip(peers, leg_rows.to_dict("records")))

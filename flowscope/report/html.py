@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from flowscope._version import __version__
@@ -156,26 +157,63 @@ def _peers_note(peers) -> str:
             + (f"; peer countries: {', '.join(countries)}" if countries else ""))
 
 
+ENDPOINT_FIRST = ("remote_country", "region", "operator", "operator_country", "max_distance_km", "geo_consistent")
+
+
 def endpoint_rows(flows: pd.DataFrame) -> list[dict]:
-    """The WhatsApp/Meta remote endpoints carrying the most bytes."""
+    """The WhatsApp/Meta remote endpoints carrying the most bytes.
+
+    Column-wise: flows and bytes are summed per endpoint over the whole table; names,
+    services and the endpoint's first flow (country, region, operator, bound, check) are
+    looked up for the shown endpoints only."""
     if flows.empty or "is_meta" not in flows or not flows["is_meta"].notna().any():
         return []
-    meta = flows[meta_mask(flows)].assign(ip_bytes=ip_bytes(flows[meta_mask(flows)]))
+    mask = meta_mask(flows)
+    meta = flows.loc[mask, [c for c in ("remote_ip", "resp_ip", "hostname", "service", *ENDPOINT_FIRST)
+                            if c in flows.columns]]
+    size = ip_bytes(flows.loc[mask, ["bytes_orig", "bytes_resp"]])
     key = meta["remote_ip"] if "remote_ip" in meta and meta["remote_ip"].notna().any() else meta["resp_ip"]
-    meta = meta.assign(endpoint=key.fillna(meta["resp_ip"]))
+    endpoint = key.fillna(meta["resp_ip"])
+    keep = endpoint.notna().to_numpy()  # groupby drops a missing key
+    meta, size, endpoint = meta[keep], size[keep], endpoint[keep]
+    if meta.empty:
+        return []
+    # one row an endpoint, in the order of its first flow
+    codes, uniques = pd.factorize(endpoint, sort=False)
+    n_flows = np.bincount(codes, minlength=len(uniques))
+    n_bytes = np.zeros(len(uniques), dtype="int64")
+    np.add.at(n_bytes, codes, size.to_numpy(dtype="int64"))
+    # largest first, ties by endpoint: the order of sorting (-bytes, endpoint), among the
+    # endpoints that reach the TOP_ENDPOINTS-th largest byte count (the others cannot be shown)
+    least = np.sort(n_bytes)[::-1][min(TOP_ENDPOINTS, len(n_bytes)) - 1]
+    candidates = np.flatnonzero(n_bytes >= least).tolist()
+    top = sorted(candidates, key=lambda i: (-int(n_bytes[i]), uniques[i]))[:TOP_ENDPOINTS]
+    first = np.unique(codes, return_index=True)[1]  # position of each endpoint's first flow
+    shown = np.isin(codes, top)
+    hosts = _distinct(codes[shown], meta["hostname"].to_numpy(dtype=object)[shown], nonempty=True)
+    services = _distinct(codes[shown], meta["service"].to_numpy(dtype=object)[shown])
     rows = []
-    for endpoint, g in meta.groupby("endpoint", sort=True):
-        first = g.iloc[0]
-        names = sorted({h for h in g["hostname"] if isinstance(h, str) and h})
+    for i in top:
+        row = {c: meta[c].iloc[first[i]] for c in ENDPOINT_FIRST if c in meta}
         rows.append({
-            "endpoint": endpoint, "names": _names(names), "services": ", ".join(sorted(set(g["service"].dropna()))),
-            "country": _text(first.get("remote_country")), "region": _text(first.get("region")),
-            "operator": _join(first.get("operator"), first.get("operator_country")),
-            "flows": len(g), "bytes": int(g["ip_bytes"].sum()),
-            "bound_km": _km(first.get("max_distance_km")), "check": _check(first.get("geo_consistent")),
+            "endpoint": uniques[i], "names": _names(sorted(hosts.get(i, ()))),
+            "services": ", ".join(sorted(services.get(i, ()))),
+            "country": _text(row.get("remote_country")), "region": _text(row.get("region")),
+            "operator": _join(row.get("operator"), row.get("operator_country")),
+            "flows": _n(n_flows[i]), "bytes": _n(n_bytes[i]),
+            "bound_km": _km(row.get("max_distance_km")), "check": _check(row.get("geo_consistent")),
         })
-    rows.sort(key=lambda r: (-r["bytes"], r["endpoint"]))
-    return [{**r, "flows": _n(r["flows"]), "bytes": _n(r["bytes"])} for r in rows[:TOP_ENDPOINTS]]
+    return rows
+
+
+def _distinct(codes: np.ndarray, values: np.ndarray, nonempty: bool = False) -> dict[int, set]:
+    """Endpoint code -> the set of its values that are text (non-empty ones with `nonempty`)."""
+    out: dict[int, set] = {}
+    pairs = pd.DataFrame({"code": codes, "value": values}).dropna().drop_duplicates()
+    for code, value in zip(pairs["code"].tolist(), pairs["value"].tolist()):
+        if isinstance(value, str) and (value or not nonempty):
+            out.setdefault(code, set()).add(value)
+    return out
 
 
 def _names(names: list[str], shown: int = 5) -> str:

@@ -38,7 +38,7 @@ def timeline(actions: pd.DataFrame, events: pd.DataFrame | None, caption: str = 
     y_of = {k: i for i, k in enumerate(kinds)}
     if len(ev):
         x = mdates.date2num(ch._utc_naive(ev["ts_start"]).to_numpy())
-        y = np.array([y_of.get(k, 0) for k in ev["kind"]])
+        y = ev["kind"].map(y_of).fillna(0).to_numpy(dtype=np.int64)  # a kind-less event on row 0
         for kind in kinds:
             sel = ev["kind"].to_numpy() == kind
             ax.scatter(x[sel], y[sel], marker="|", s=120, linewidths=1.2, color=ch.KIND_COLOURS.get(kind, "#333333"),

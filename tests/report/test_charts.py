@@ -12,6 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from flowscope.report import charts
+from report_reference import geo_check_points as reference_points
+from report_reference import png_bytes as savefig_png
 from reportkit import ROOT, make_events, make_flows, synthetic_events
 
 CAPTION = "Data: test.pcap (SHA-256 0123456789ab…), captured 2026-03-02 09:00:00 – 09:10:00 UTC"
@@ -59,6 +61,18 @@ def test_same_input_gives_the_same_png_bytes():
     assert all(b.startswith(b"\x89PNG") and b"Software" not in b for b in first.values())
 
 
+def test_png_bytes_are_what_savefig_writes():
+    """One layout pass and one draw give savefig's bytes (its layout pass, empty draw and draw)."""
+    flows = _flows()
+    events = make_events({"flow_id": 0}, {"flow_id": 0, "kind": "receipt", "direction": "down"},
+                         {"flow_id": 1, "service": "whatsapp.call", "kind": "call", "direction": "both"})
+    for name, fig in _all(flows, events).items():
+        assert charts.png_bytes(fig) == savefig_png(_all(flows, events)[name]), name
+    unavailable = charts.destinations(make_flows({"is_meta": True}), None, CAPTION)
+    assert charts.png_bytes(unavailable) == savefig_png(charts.destinations(make_flows({"is_meta": True}), None,
+                                                                            CAPTION))
+
+
 def test_png_bytes_do_not_depend_on_the_process(tmp_path):
     """Another interpreter (other hash seed, fresh font cache lookup) draws the same bytes."""
     script = ("import sys, hashlib; sys.path[:0] = ['tests', 'tests/report']\n"
@@ -98,6 +112,14 @@ def test_rtt_chart_reads_every_checked_answer():
     assert list(points["verdict"]) == ["consistent", "impossible"]
     assert list(points["source"]) == ["pop:FRA", "dbip-city-lite"]
     assert points["distance_km"].tolist() == [520.0, 6500.0] and set(points["bound_km"]) == {800.0}
+
+
+def test_rtt_points_equal_the_itertuples_builder():
+    flows = make_flows(*({"remote_ip": f"157.240.0.{i % 7}", "max_distance_km": [None, 100.0 + i][i % 2],
+                          "geo_checks": ["", f"pop:FRA=DE {i}0 km consistent; dbip=US 9000 km impossible",
+                                         "unparsable"][i % 3]} for i in range(30)))
+    assert charts.geo_check_points(flows).equals(reference_points(flows))
+    assert len(charts.geo_check_points(flows)) > 0
 
 
 def test_without_a_vantage_point_the_bounds_are_shown_unchecked():
