@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "link-local, 100.64.0.0/10)")
     lv.add_argument("--out", required=True, metavar="DIR", help="output directory")
     lv.add_argument("--keep-pcap", action="store_true", help="keep the capture files in DIR/pcap/")
+    rot = lv.add_mutually_exclusive_group()
+    rot.add_argument("--rotate", metavar="D",
+                     help="one evidence directory per period of D (30s, 10m, 1h; aligned to the clock), "
+                          "DIR/2026-12-04T10-00-00Z/, written as each period ends; flows open at a boundary "
+                          "are counted once, in the period where they end (docs/live.md)")
+    rot.add_argument("--rotate-packets", type=int, metavar="N",
+                     help="one evidence directory per N packets (whole ring files), named after the "
+                          "period's first packet")
     _add_analysis_options(lv)
     return p
 
