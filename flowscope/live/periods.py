@@ -22,8 +22,8 @@ writing leaves a `.partial` directory, which is not evidence.
 Each period's summary.json has a `rotation` section (docs/live.md): its place in the run,
 the flows carried in and out (carry.py) with their packets and bytes, so that
 `packets = flow_packets_counted + carried_in.packets - carried_out.packets`, and the SHA-256
-of the previous period's manifest.json: the periods form a chain that `flowscope verify DIR`
-checks together with every period's own hashes.
+of the previous period's tables (flows, events, frames): the periods form a chain that
+`flowscope verify DIR` checks together with every period's own hashes.
 """
 from __future__ import annotations
 
@@ -259,11 +259,17 @@ def is_rotated_run(out: Path) -> bool:
     return not (out / MANIFEST).exists() and bool(period_dirs(out) or partial_dirs(out))
 
 
+CHAINED = ("flows.parquet", "events.parquet", "frames.parquet")
+
+
 def link_to(period: Path | None) -> dict | None:
-    """How a period names the one before it: its directory and its manifest's SHA-256."""
+    """How a period names the one before it: its directory and the SHA-256 of its tables
+    (the rows of evidence: `flowscope report` may re-render a period, which rewrites its
+    manifest, not these)."""
     if period is None:
         return None
-    return {"name": period.name, "manifest_sha256": file_sha256(period / MANIFEST)}
+    return {"name": period.name,
+            "sha256": {t: file_sha256(period / t) for t in CHAINED if (period / t).is_file()}}
 
 
 def verify_run(out: Path, captures: bool = True) -> tuple[list[str], list[str]]:
@@ -289,8 +295,10 @@ def verify_run(out: Path, captures: bool = True) -> tuple[list[str], list[str]]:
             before = by_name.get(prev.get("name"))
             if before is None:
                 problems.append(f"{p}: the period before it, {prev.get('name')}, is missing")
-            elif file_sha256(before / MANIFEST) != prev.get("manifest_sha256"):
-                problems.append(f"{p}: the manifest of the period before it ({before.name}) changed")
+                continue
+            for table, digest in sorted((prev.get("sha256") or {}).items()):
+                if not (before / table).is_file() or file_sha256(before / table) != digest:
+                    problems.append(f"{p}: {table} of the period before it ({before.name}) changed")
     if not periods:
         problems.append(f"{out}: no complete period directory")
     for p in partial_dirs(out):

@@ -10,6 +10,7 @@ With rotation (--rotate, --rotate-packets) the files go to the current period in
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 import shutil
@@ -40,7 +41,7 @@ class LiveRun:
     drops: Drops
     local_nets: tuple                    # ipaddress networks: the monitored devices
     error: str | None = None             # the engine failed mid-capture (what it got is analysed)
-    kept_files: list = field(default_factory=list)
+    kept_files: list = field(default_factory=list)   # rotated runs: [] (each period lists its files)
     rotation: object | None = None       # rotation.Written: the periods written (then result is the last, written)
 
 
@@ -166,15 +167,16 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
         if on_ready:
             on_ready(engine)
         from flowscope.pipeline import Analysis   # numba and pandas load while packets arrive
-        kept: list[str] = []
         if options.rotating:
             from flowscope.live.rotation import Rotation
 
             def new_feeder(analysis):
                 feeder = _Feeder(analysis, options.keep_pcap)
-                feeder.kept = kept
+                feeder.kept = collections.deque(maxlen=0)   # a run of days: the periods list them
                 return feeder
             sink = Rotation(options, settings, write_options, engine, started, new_feeder)
+            if view is not None:
+                view.rotation = sink
         else:
             sink = _Feeder(Analysis(settings, parts=None), options.keep_pcap)
         _loop(options, engine, sink, stopper, view, time.monotonic())
@@ -187,7 +189,7 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
         reason = stopper.reason or ("packets" if engine.reached_limit else
                                     "engine-failed" if engine.error else "engine-exited")
         if options.rotating:
-            return _rotated_result(options, engine, sink, reason, kept)
+            return _rotated_result(options, engine, sink, reason)
         return _result(options, settings, engine, sink.analysis, sink, started, ended, reason)
     finally:
         if engine is not None:
@@ -218,12 +220,12 @@ def _loop(options, engine, sink, stopper, view, t0: float) -> None:
         stopper.event.wait(POLL_S)
 
 
-def _rotated_result(options, engine, rotation, reason, kept) -> LiveRun:
+def _rotated_result(options, engine, rotation, reason) -> LiveRun:
     drops = engine.drops()
     if not drops.known:
         drops = drops_from_isb(rotation.current.analysis.captures) or drops
     result = rotation.finish(reason, engine.error, drops)
-    return LiveRun(result, drops, options.local_nets, engine.error, kept, rotation.written)
+    return LiveRun(result, drops, options.local_nets, engine.error, [], rotation.written)
 
 
 def _result(options, settings, engine, analysis, feeder, started, ended, reason) -> LiveRun:

@@ -58,6 +58,7 @@ class LiveView:
         self.next_snapshot = 0.0
         self.parts_in_snapshot = -1
         self.stats = snapshot_stats_empty()
+        self.rotation = None   # rotation.Rotation of a rotated run
 
     def __enter__(self):
         self.live.__enter__()
@@ -89,6 +90,11 @@ class LiveView:
         grid.add_row("capturing", markup(f"{self.interface} with {engine.label}, {h:d}:{rem // 60:02d}:{rem % 60:02d} "
                                          f"(Ctrl-C stops and writes {self.out})"))
         grid.add_row("packets", f"{engine.packets_seen:,}")
+        if self.rotation is not None:
+            w, cur = self.rotation.written, self.rotation.current
+            last = f", last {w.last.name}" if w.last else ""
+            grid.add_row("periods", f"{w.periods:,} written{last}; period {cur.index:,}: {cur.packets:,} packets, "
+                                    f"{cur.carried_in['flows']:,} flows carried in")
         grid.add_row("dropped", self._drops_text(engine))
         grid.add_row("flows", f"{s['flows']:,} ({s['bytes']:,} IP bytes), local devices {s['devices']}")
         grid.add_row("Meta flows", f"{s['meta_flows']:,} ({s['meta_bytes']:,} IP bytes)")

@@ -24,6 +24,7 @@ from flowscope import report
 from flowscope.live import LiveOptions
 from flowscope.live.periods import period_dirs, verify_run
 from flowscope.live.session import run
+from flowscope.report.manifest import file_sha256
 
 pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
@@ -148,6 +149,8 @@ def test_every_period_is_a_complete_evidence_directory_with_its_report(tmp_path)
         assert report.verify(d, captures=False) == []
         assert "10.215.173.1" not in (d / "summary.json").read_text() + (d / "report.html").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no temp directory left
+    report.render(periods[0], pdf=False)   # a period re-rendered later: its manifest changes, the chain holds
+    assert verify_run(out, captures=False) == ([], [])
 
 
 def test_verify_names_a_missing_or_changed_period(tmp_path):
@@ -162,11 +165,16 @@ def test_verify_names_a_missing_or_changed_period(tmp_path):
     problems, _ = verify_run(out, captures=False)
     assert problems == [f"{periods[2]}: the period before it, {middle.name}, is missing"]
     shutil.move(moved, middle)
+    # a table changed and its period's manifest made to match: the next period says so
+    flows = pq.read_table(middle / "flows.parquet")
+    pq.write_table(flows.slice(1), middle / "flows.parquet")
     manifest = json.loads((middle / "manifest.json").read_text())
-    manifest["analysed_at"] = "2000-01-01T00:00:00Z"
+    manifest["outputs"]["flows.parquet"]["sha256"] = file_sha256(middle / "flows.parquet")
+    manifest["outputs"]["flows.parquet"]["bytes"] = (middle / "flows.parquet").stat().st_size
     (middle / "manifest.json").write_text(json.dumps(manifest))
+    assert report.verify(middle, captures=False) == []
     problems, _ = verify_run(out, captures=False)
-    assert problems == [f"{periods[2]}: the manifest of the period before it ({middle.name}) changed"]
+    assert problems == [f"{periods[2]}: flows.parquet of the period before it ({middle.name}) changed"]
     (out / ".2026-03-02T09-09-00Z.partial").mkdir()
     _, notes = verify_run(out, captures=False)
     assert any("unfinished period" in n for n in notes)
