@@ -40,7 +40,7 @@ from flowscope.flows.layout import (
     BYTES, CAPTURE, D, END_IDLE, END_REASON, FIRST_ANY, ISN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO,
     LAST_ANY, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL,
 )
-from flowscope.flows.merge import merge_parts
+from flowscope.flows.merge import _absorb, merge_parts
 from flowscope.flows.table import end_reason_of, timeout_of
 from flowscope.flows.timeouts import timeouts_ns
 from flowscope.metadata.framewalk import stitch
@@ -153,7 +153,7 @@ def split(analysis, now_ns: int, first_own_part: int = 0) -> Carry:
             head.records.append(M[m].copy())
             head.payloads.append(pay)
         else:   # the walk broke after record `cut - 1`: a second record lets the next walk start afresh
-            first, rest = _merged_row(R[recs[:cut]], timeouts), _merged_row(R[recs[cut:]], timeouts)
+            first, rest = _combined(R, recs[:cut]), _combined(R, recs[cut:])
             head.records.append(first)
             head.payloads.append(pay)
             if carry.tail is None:
@@ -223,11 +223,13 @@ def _carried_capture(origin: CaptureStats) -> CaptureStats:
                         stats=origin.stats.copy(), apps=dict(origin.apps), packages=dict(origin.packages))
 
 
-def _merged_row(records: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
-    rows, _dest = merge_parts(records, timeouts)
-    if len(rows) != 1:
-        raise AssertionError("carried records of one flow did not merge into one")
-    return rows[0].copy()
+def _combined(R: np.ndarray, recs: np.ndarray) -> np.ndarray:
+    """Consecutive records of one flow combined as the merge combines them (its continuation
+    test was passed already, with the whole flow's state: not repeated on a part of it)."""
+    out = R[recs[:1]].copy()
+    for k in recs[1:].tolist():
+        _absorb(out, 0, R, k)
+    return out[0]
 
 
 def _evidence(coll, keys, swap, counts: Counter) -> Payload:
@@ -298,6 +300,7 @@ def _walk(store, keys, swap, silent, started: bool, notes: Counter) -> tuple[Rec
                     fresh.frames = dirs[d].frames + fresh.frames
                     fresh.gaps += dirs[d].gaps + 1
                     fresh.sync = dirs[d].sync or fresh.sync
+                    fresh.form = fresh.form or dirs[d].form
                     dirs[d] = fresh
                 else:
                     dirs[d] = stitch(dirs[d], pair[d], notes)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from filering import FileRing
+from filering import FileRing, looped
 
 import flowscope
 from flowscope import report
@@ -122,6 +122,47 @@ def test_union_of_rotated_periods_is_the_single_analysis(tmp_path, expected, per
     assert len(frames) == 95
     assert sorted(events) == sorted(keyed_rows(expected.table, expected.events_table))
     assert verify_run(out, captures=False) == ([], [])
+
+
+def test_union_of_a_looped_replay_is_the_analysis_of_its_ring_files(tmp_path):
+    """The sample 100 times over with new addresses, as tcpreplay --unique-ip sends it
+    (filering.looped): thousands of flows, flows whose answers come a ring file later and
+    break their frame walk (carried as two records), closed connections joined under their
+    own timeout; short idle timeouts so that flows end at rotations too."""
+    source = looped(SAMPLE, tmp_path / "looped.pcap", loops=100, pps=2000)
+    settings = flowscope.Settings(tcp_idle_s=60, udp_idle_s=30)
+    out = tmp_path / "out"
+    rings = []
+
+    def engine(options, workdir):
+        rings.append(FileRing(source, workdir, 2000))
+        return rings[0]
+    run(LiveOptions(interface="lo", out=out, rotate_packets=20_000), settings, make_engine=engine,
+        write_options={"report": False, "pseudonymize": False})
+    files = tmp_path / "ring"   # the same ring files again, for analyze
+    files.mkdir()
+    whole = flowscope.analyze(FileRing(source, files, 2000).closed_files(), settings)
+    periods = period_dirs(out)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in periods]
+    assert len(periods) == 6 and sum(s["rotation"]["counts"].get("carry-two-records", 0) for s in summaries) > 100
+    flows = [pq.read_table(d / "flows.parquet") for d in periods]
+    got = {flow_key(r): r for r in pa.concat_tables(flows).to_pylist()}
+    want = {flow_key(r): r for r in whole.table.to_pylist()}
+    assert len(got) == len(want) == sum(t.num_rows for t in flows) == 3520
+    assert sum(r["pkts_orig"] + r["pkts_resp"] for r in got.values()) == 103_700
+    per_period = {"counterparts"}   # people and calls are counted within a period (docs/live.md)
+    for k, w in want.items():
+        differing = {c for c in w if c not in PER_DIRECTORY | per_period and got[k][c] != w[c]}
+        assert differing <= {"end_reason"}, (k, {c: (got[k][c], w[c]) for c in differing})
+        if differing:
+            assert (got[k]["end_reason"], w["end_reason"]) == ("idle", "eof")
+    frames = [row for d, t in zip(periods, flows) for row in keyed_rows(t, pq.read_table(d / "frames.parquet"))]
+    assert sorted(frames) == sorted(keyed_rows(whole.table, whole.frames_table)) and len(frames) > 5000
+    events = [row for d, t in zip(periods, flows) for row in keyed_rows(t, pq.read_table(d / "events.parquet"))]
+    calls = [e for e in events if e[2] == "call"]
+    assert sorted(e for e in events if e[2] != "call") == \
+        sorted(e for e in keyed_rows(whole.table, whole.events_table) if e[2] != "call")
+    assert len(calls) >= sum(1 for e in keyed_rows(whole.table, whole.events_table) if e[2] == "call")
 
 
 def test_a_carried_flow_names_the_ring_file_it_began_in(tmp_path):
