@@ -66,15 +66,22 @@ def sample(proc) -> dict:
         return {}
 
 
-def summarise(rows: list[dict], key: str) -> dict:
+def summarise(rows: list[dict], key: str, warmup_s: float) -> dict:
+    """RSS at start, middle and end, its extremes and least-squares slope; the same after
+    the warm-up (the first periods load pandas, pyarrow, the geo databases, and the flows
+    open within the idle timeouts build up)."""
     ts = [r["t_s"] for r in rows]
     ys = [r[key] for r in rows]
     half = len(rows) // 2
+    warm = [k for k, t in enumerate(ts) if t >= warmup_s] or [len(rows) - 1]
+    wt, wy = [ts[k] for k in warm], [ys[k] for k in warm]
     return {
         "start_mib": mib(ys[0]), "middle_mib": mib(ys[half]), "end_mib": mib(ys[-1]),
         "max_mib": mib(max(ys)), "min_mib": mib(min(ys)),
         "slope_mib_per_h": round(slope_per_hour(ts, ys) / MIB, 2),
         "slope_second_half_mib_per_h": round(slope_per_hour(ts[half:], ys[half:]) / MIB, 2),
+        "after_warmup": {"from_s": warmup_s, "min_mib": mib(min(wy)), "max_mib": mib(max(wy)),
+                         "slope_mib_per_h": round(slope_per_hour(wt, wy) / MIB, 2)},
     }
 
 
@@ -86,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tcp-idle", type=float, default=60.0)
     ap.add_argument("--udp-idle", type=float, default=30.0)
     ap.add_argument("--every-s", type=float, default=1.0, help="RSS sampling interval (default 1 s)")
+    ap.add_argument("--warmup-s", type=float, default=180.0,
+                    help="summarise RSS also from this time on (default 180 s: imports, then the idle timeouts)")
     ap.add_argument("--report", action="store_true", help="render each period's report too (charts, HTML, PDF)")
     ap.add_argument("--out", type=Path, help="where the periods go (default: a temporary directory, removed)")
     ap.add_argument("--csv", type=Path, help="write every RSS sample here")
@@ -93,6 +102,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("soak.py needs root (network namespace, capture)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # clean up the namespace on kill
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
     for tool in ("ip", "tcpreplay", "dumpcap"):
         if shutil.which(tool) is None:
             raise SystemExit(f"soak.py needs {tool} (scripts/setup-system.sh installs it)")
@@ -120,7 +131,8 @@ def main(argv=None) -> int:
             next_print = 0.0
             while sender.poll() is None:
                 got = sample(proc)
-                if not got:
+                if not got or proc.poll() is not None:
+                    sender.kill()
                     raise SystemExit(f"flowscope live exited early: {proc.stderr.read().strip()}")
                 t = time.monotonic() - t0
                 periods = sum(1 for p in args.out.iterdir() if p.is_dir() and not p.name.startswith(".")) \
@@ -155,8 +167,8 @@ def main(argv=None) -> int:
             "flows": sum(s["flows"] for s in summaries),
             "flows_carried_max": max(s["rotation"]["carried_out"]["flows"] for s in summaries),
             "cpu_s": rows[-1]["cpu_s"],
-            "flowscope_rss": summarise(rows, "rss"),
-            "dumpcap_rss": summarise(rows, "rss_engine"),
+            "flowscope_rss": summarise(rows, "rss", args.warmup_s),
+            "dumpcap_rss": summarise(rows, "rss_engine", args.warmup_s),
         }
     finally:
         if args.csv and rows:
