@@ -171,8 +171,8 @@ def rotation_lines(run, out: Path) -> list[str]:
     """The closing lines of a rotated run: drops first, then the periods written."""
     w = run.rotation
     rotation = run.result.notes["rotation"]
-    every = (f"every {rotation['every_s']:g} s" if rotation["every_s"] is not None
-             else f"every {rotation['every_packets']:,} packets")
+    from flowscope.live.periods import Schedule
+    every = "every " + Schedule(rotation["every_s"], rotation["every_packets"]).text()
     lines = [first_line(run, run.result.notes["live"]["interface"]),
              f"{w.periods:,} period directories ({every}) in {out}: {w.first.name} to {w.last.name}",
              f"{w.flows:,} flows, {w.packets:,} packets in them; {w.flows_carried:,} flows ran across a period "
