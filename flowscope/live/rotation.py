@@ -3,6 +3,8 @@ written, what the next period starts with (periods.py says what a period is, car
 what crosses from one to the next)."""
 from __future__ import annotations
 
+import datetime as dt
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,12 +249,10 @@ def _counted(period: Period) -> tuple[int, int]:
 
 def _mtime_ns(path: str) -> int | None:
     try:
-        import os
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
 
 
 def _utc(t: float) -> str:
-    import datetime as dt
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
