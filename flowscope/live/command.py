@@ -2,8 +2,9 @@
 
 Exit codes: 0 captured and written; 1 the engine failed mid-capture or a capture file was
 damaged (what was captured is still analysed and written); 2 capture could not start
-(usage, interface, filter, permissions) and nothing was written; 130 a second Ctrl-C
-while flushing.
+(usage, interface, filter, permissions) and nothing was written, or (rotation) a period
+could not be written, which stops the capture (the periods written before stay); 130 a
+second Ctrl-C while flushing.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from flowscope.live.carry import Carry, DnsContext, attach_context, dns_answers, seed, split
 from flowscope.live.engines import Drops
+from flowscope.live.options import LiveError
 from flowscope.live.periods import (
     LATE_S, Schedule, first_packet_ns, iso_ns, link_to, period_dirs, period_name, unique_dir, write_period,
 )
@@ -199,7 +200,11 @@ class Rotation:
             }
         finished.notes["rotation"] = rotation
         result = AnalysisResult.from_finished(finished, self.settings)
-        path = write_period(result, self.options.out, name, self.write_options)
+        try:
+            path = write_period(result, self.options.out, name, self.write_options)
+        except OSError as exc:   # a full disk: the periods written stay, this one cannot be
+            raise LiveError(f"cannot write period {name} into {self.options.out}: "
+                            f"{exc.strerror or exc}; the capture stopped") from None
         w = self.written
         w.periods += 1
         w.first = w.first or path

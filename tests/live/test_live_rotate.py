@@ -232,3 +232,22 @@ def test_a_later_run_continues_the_chain(tmp_path):
     s = json.loads((second[0] / "summary.json").read_text())
     assert s["rotation"]["previous"]["name"] == first_run[-1].name
     assert verify_run(out, captures=False)[0] == []
+
+
+def test_a_period_that_cannot_be_written_stops_the_run_with_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from flowscope.live import rotation
+    from flowscope.live.options import LiveError
+    written, real = [], rotation.write_period
+
+    def full_disk(result, out, name, options):   # the second period meets a full disk
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(real(result, out, name, options))
+        return written[-1]
+    monkeypatch.setattr(rotation, "write_period", full_disk)
+    with pytest.raises(LiveError, match=r"^cannot write period 2026-03-02T09-0.* No space left on device; "
+                                        r"the capture stopped$"):
+        rotated(tmp_path, 100, 400)
+    assert [d.name for d in period_dirs(tmp_path / "out")] == [written[0].name]   # the first one stays
