@@ -47,6 +47,7 @@ from flowscope.metadata.framewalk import stitch
 from flowscope.sources import CaptureStats
 
 _KEY = (K_PROTO, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS)
+CARRIED_FIRST_NS = -(1 << 62)
 DNS_CONTEXT_MAX = 1 << 17   # addresses whose latest answer a rotation hands on (~25 MiB at most)
 
 
@@ -187,16 +188,15 @@ def seed(analysis, carry: Carry) -> list[CaptureStats]:
     parts = carry.parts
     if not parts:
         return added
-    first = min(int(r[FIRST_ANY]) for p in parts for r in p.records)
     for part in parts:
         index = len(analysis.parts)
         recs = np.array(part.records, dtype=np.int64).reshape(-1, NF)
         recs[:, CAPTURE] = recs[:, PART] = index
         recs[:, SERIAL] = np.arange(len(recs))
-        # One start time for all: they rank before every ring file of the period, in the
-        # order added (heads before the tail), as finish() breaks ties by part index.
-        part.capture.first_ts_ns = first
-        part.capture.last_ts_ns = int(recs[:, LAST_ANY].max())
+        # One start time for all, before any: they rank before every ring file of the period
+        # (even after the clock was set back), in the order added (heads before the tail),
+        # as finish() breaks ties by part index. Only the ranking reads it.
+        part.capture.first_ts_ns = CARRIED_FIRST_NS
         analysis.add_part(recs, part.capture)
         added.append(part.capture)
         if coll is None:
