@@ -63,7 +63,6 @@ class Rotation:
         self.last_dir: Path | None = existing[-1] if existing else None   # the chain goes on across runs
         self.newest_ns: int | None = None
         self.drops_at = Drops(kernel=0, interface=0, engine=0, received=0)
-        self.drops_unknown_before = False
         self.packets_total = 0
         self.dns = DnsContext()
         start_ns = int(started_s * 1e9)
@@ -163,7 +162,7 @@ class Rotation:
         else:
             name = period_name(first if first is not None else int(period.opened_s * 1e9), fraction=True)
         name = unique_dir(self.options.out, name)
-        drop_fields, scope = self._period_drops(drops)
+        drop_fields, scope = self._period_drops(drops, final)
         finished.notes["live"] = {
             "interface": self.options.interface, "bpf": self.options.bpf,
             "local_nets": self.options.local_net_strings(), "engine": self.engine.label,
@@ -215,24 +214,23 @@ class Rotation:
         self.last_dir = path
         return result
 
-    def _period_drops(self, now: Drops) -> tuple[dict, str | None]:
+    def _period_drops(self, now: Drops, final: bool) -> tuple[dict, str | None]:
         """This period's drops where the engine counts them while running (scapy); dumpcap
-        counts them only when it stops: unknown until the last period, which then has the
+        counts them only when it stops: unknown in every period but the last, which has the
         run's totals (drops_scope "run")."""
+        if not getattr(self.engine, "counts_drops_live", False):
+            if final and now.known:
+                return now.as_notes(), "run"
+            return Drops(received=None, source=None).as_notes(), None
         if not now.known:
-            self.drops_unknown_before = True
             return Drops(received=None, source=None).as_notes(), None
         prev = self.drops_at
-        if self.drops_unknown_before:
-            delta, scope = now, "run"
-        else:
-            delta = Drops(kernel=now.kernel - prev.kernel, interface=now.interface - prev.interface,
-                          engine=now.engine - prev.engine,
-                          received=None if now.received is None or prev.received is None else now.received - prev.received,
-                          source=now.source)
-            scope = "period"
+        delta = Drops(kernel=now.kernel - prev.kernel, interface=now.interface - prev.interface,
+                      engine=now.engine - prev.engine,
+                      received=None if now.received is None or prev.received is None else now.received - prev.received,
+                      source=now.source)
         self.drops_at = now
-        return delta.as_notes(), scope
+        return delta.as_notes(), "period"
 
 
 def summary_packets(result) -> int:

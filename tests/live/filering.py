@@ -22,6 +22,7 @@ def pcap_records(path: Path) -> tuple[bytes, list[bytes]]:
 
 class FileRing(Engine):
     label = "file-ring (test)"
+    counts_drops_live = True
 
     def __init__(self, source: Path, workdir: Path, per_file: int, files_per_poll: int | None = None):
         self.header, self.records = pcap_records(source)
