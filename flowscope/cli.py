@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     out_form.add_argument("--json", action="store_true", help="print the comparison as JSON")
     df.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     v = sub.add_parser("verify", help="re-check the SHA-256 of every file manifest.json lists")
-    v.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze")
+    v.add_argument("dir", metavar="DIR", help="an output directory of flowscope analyze, or of flowscope live "
+                   "--rotate (every period, and the chain of periods)")
     v.add_argument("--outputs-only", action="store_true",
                    help="check the output files only, not the input captures")
     c = sub.add_parser("catalog", help="print the service catalog in force, one entry a line with its source")
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "link-local, 100.64.0.0/10)")
     lv.add_argument("--out", required=True, metavar="DIR", help="output directory")
     lv.add_argument("--keep-pcap", action="store_true", help="keep the capture files in DIR/pcap/")
+    rot = lv.add_mutually_exclusive_group()
+    rot.add_argument("--rotate", metavar="D",
+                     help="one evidence directory per period of D (30s, 10m, 1h; aligned to the clock), "
+                          "DIR/2026-12-04T10-00-00Z/, written as each period ends; flows open at a boundary "
+                          "are counted once, in the period where they end (docs/live.md)")
+    rot.add_argument("--rotate-packets", type=int, metavar="N",
+                     help="one evidence directory per N packets (whole ring files), named after the "
+                          "period's first packet")
     _add_analysis_options(lv)
     return p
 
@@ -269,11 +278,27 @@ def cmd_diff(args) -> int:
 
 def cmd_verify(args) -> int:
     from flowscope import report
+    from flowscope.live.periods import is_rotated_run
+    if is_rotated_run(args.dir):
+        return _verify_periods(args)
     problems = report.verify(args.dir, captures=not args.outputs_only)
     for line in problems:  # names come from the directory and its manifest: hostile strings
         say(line)
     if not problems:
         say(f"{args.dir}: every file matches manifest.json")
+    return 1 if problems else 0
+
+
+def _verify_periods(args) -> int:
+    from flowscope.live.periods import period_dirs, verify_run
+    problems, notes = verify_run(args.dir, captures=not args.outputs_only)
+    for line in notes:
+        say(f"note: {line}")
+    for line in problems:
+        say(line)
+    if not problems:
+        say(f"{args.dir}: every file of its {len(period_dirs(args.dir))} periods matches their manifest.json, "
+            "and each period names the one before it")
     return 1 if problems else 0
 
 

@@ -186,6 +186,24 @@ METADATA_SUMMARY_FIELDS = {
 }
 
 
+ROTATION_SUMMARY_FIELDS = {
+    "by, every_s, every_packets": "How periods end: by time (every_s seconds, aligned to the clock) or by packets (every_packets, whole ring files).",
+    "period, name, final": "The period's number within the run (from 1), its directory name (its start in UTC), and whether it is the run's last (written when the capture stopped; flows still open end there, as in analyze).",
+    "run_started_utc": "When the run's capture started.",
+    "nominal_start_utc, nominal_end_utc": "By time: the period's bounds on the clock (null by packets).",
+    "first_packet_utc, last_packet_utc": "The first and last packet of the period's own ring files (a ring file belongs to the period of its first packet, so the last may lie up to a ring file past the nominal end).",
+    "ring_files": "Ring files read in this period (its `captures`).",
+    "flow_packets_counted, flow_bytes_counted": "Packets and IP bytes the period's ring files added to flows: `packets = flow_packets_counted + carried_in.packets - carried_out.packets` (bytes likewise).",
+    "carried_in": "Flows still open when the period before ended, carried into this one: flows, the packets and bytes they had counted before, and `from` (the ring files they began in, with SHA-256, listed under `captures` of an earlier period; their `capture` column names that file).",
+    "carried_out": "Flows still open at this period's end that a later packet could continue (within their idle timeout of the newest packet): flows, packets, bytes. They are reported in the period where they end.",
+    "ended_at_rotation": "Flows open at this period's end that no later packet could continue: they end here (end_reason idle, or fin/rst).",
+    "drops_scope": "What the `live` drop fields cover: period, run (dumpcap counts drops only when it stops: the last period has the run's totals, earlier ones null), or null.",
+    "previous": "The period before it: its directory name and the SHA-256 of its flows, events and frames tables (null for the first; a later run continues the chain of the directory). `flowscope verify DIR` checks the chain.",
+    "counts": "carry-two-records (flows carried as two records, their frame walk broken), carry-bytes-dissected-early, carry-dns-answers-cut, dns-context-evicted (docs/live.md).",
+    "run": "The last period only: periods, first_period, packets_captured (the engine's count), packets_analysed (all periods), drops (the run's).",
+}
+
+
 def arrow_schema(columns=FLOWS) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.type) for c in columns])
 
@@ -219,6 +237,10 @@ def markdown() -> str:
     lines += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in ACTIONS]
     lines += ["", "## summary.json: `scenario`", "", "Present with a scenario.", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in SCENARIO_SUMMARY_FIELDS.items()]
+    lines += ["", "## summary.json: `rotation`", "",
+              "Present in each period directory of `flowscope live --rotate` / `--rotate-packets` (docs/live.md).",
+              "", "| field | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in ROTATION_SUMMARY_FIELDS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -119,7 +119,6 @@ class DumpcapEngine(Engine):
         self.label = f"dumpcap {self._version()}"
         self.proc: subprocess.Popen | None = None
         self.err = StderrState()
-        self.handed = 0
         self.error: str | None = None
         self.reached_limit = False
         self.stopping = False
@@ -195,9 +194,10 @@ class DumpcapEngine(Engine):
         # and its stderr is drained.
         done = self.proc is not None and self.proc.poll() is not None and not self.reader.is_alive()
         files = list(self.err.files)
-        upto = len(files) if done else len(files) - 1
-        new = files[self.handed:upto] if upto > self.handed else []
-        self.handed = max(self.handed, upto)
+        new = files[:len(files) if done else max(len(files) - 1, 0)]
+        # forget what is handed over: a run of days announces a file a second (the stderr
+        # thread only appends, so the first entries are still these)
+        del self.err.files[:len(new)]
         return new
 
     def stop(self, grace_s: float = 0.0) -> None:

@@ -45,6 +45,7 @@ class Engine:
     error: str | None = None      # one line, set when the engine failed while capturing
     reached_limit = False         # stopped by itself after --packets N
     packets_seen = 0              # running count, for the live view
+    counts_drops_live = False     # drops() is known while capturing (else only once stopped)
 
     def check(self) -> None: ...                  # preflight; raises LiveError
     def start(self) -> None: ...

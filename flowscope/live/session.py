@@ -4,9 +4,13 @@ on a signal, a limit or an engine failure, and return the same result `analyze` 
 Each closed file is one part of `pipeline.Analysis` (flows that continue across files are
 merged exactly), is hashed for the evidence trail, and is deleted at once unless kept
 (--keep-pcap), so a long capture needs no more disk than a ring file or two.
+
+With rotation (--rotate, --rotate-packets) the files go to the current period instead
+(rotation.py), and each period is written as it ends (periods.py).
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 import shutil
@@ -37,7 +41,8 @@ class LiveRun:
     drops: Drops
     local_nets: tuple                    # ipaddress networks: the monitored devices
     error: str | None = None             # the engine failed mid-capture (what it got is analysed)
-    kept_files: list = field(default_factory=list)
+    kept_files: list = field(default_factory=list)   # rotated runs: [] (each period lists its files)
+    rotation: object | None = None       # rotation.Written: the periods written (then result is the last, written)
 
 
 class _Stopper:
@@ -76,7 +81,7 @@ class _Feeder:
         self.hashes: dict = {}
         self.kept: list[str] = []
 
-    def add(self, path: str) -> None:
+    def add(self, path: str):
         digest = hashing.FileHash(path)      # hashes on another core while the file is parsed
         cap = self.analysis.add(path)
         digest.result()
@@ -86,6 +91,10 @@ class _Feeder:
             cap.path = os.path.basename(path)   # the file is gone; its name and hash remain
             Path(path).unlink(missing_ok=True)
         self.hashes[cap.path] = digest
+        return cap
+
+    def tick(self) -> None:
+        pass
 
 
 def _utc(t: float) -> str:
@@ -109,7 +118,10 @@ def prepare_out(options: LiveOptions) -> Path:
     """Refuse a bad output directory before capturing, not after an hour; returns the
     directory the capture files go to (DIR/pcap/ when kept, else a private temp dir)."""
     from flowscope.report.tables import check_out_dir
-    check_out_dir(options.out, [], options.force)
+    if options.rotating:
+        _check_rotation_out(options.out)
+    else:
+        check_out_dir(options.out, [], options.force)
     if not options.keep_pcap:
         return Path(tempfile.mkdtemp(prefix="flowscope-live-"))
     pdir = options.pcap_dir
@@ -119,11 +131,26 @@ def prepare_out(options: LiveOptions) -> Path:
     return pdir
 
 
-def run(options: LiveOptions, settings: Settings | None = None, view=None, on_ready=None) -> LiveRun:
+def _check_rotation_out(out: Path) -> None:
+    """Periods go into subdirectories: of a new or empty directory, or of one that holds
+    periods of earlier runs (the new ones follow them), never beside a single analysis."""
+    from flowscope.errors import UsageError
+    from flowscope.report.names import EVIDENCE
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    if any((out / name).exists() for name in EVIDENCE):
+        raise UsageError(f"{out}: holds a single analysis; rotated periods need a directory of their own")
+
+
+def run(options: LiveOptions, settings: Settings | None = None, view=None, on_ready=None, *,
+        write_options: dict | None = None, make_engine=None) -> LiveRun:
     """Capture until stopped and analyse; raises LiveError if capture cannot start.
 
     `view` (view.LiveView) is ticked about every POLL_S; `on_ready(engine)` is called once
-    packets are being captured."""
+    packets are being captured. With rotation every period is written as it ends, with
+    `write_options` (AnalysisResult.write's report, pseudonymize, ...), and the result is
+    the last period's, already written. `make_engine(options, workdir)`: another engine
+    than dumpcap or scapy (tests)."""
     settings = settings or Settings()
     check_settings(settings)  # a bad --vantage fails now, not when the capture is analysed
     out_existed = options.out.exists()
@@ -131,7 +158,7 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
     stopper = _Stopper()
     engine: Engine | None = None
     try:
-        engine = choose_engine(options, workdir)
+        engine = (make_engine or choose_engine)(options, workdir)
         engine.check()
         stopper.install()
         started = time.time()
@@ -140,18 +167,30 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
         if on_ready:
             on_ready(engine)
         from flowscope.pipeline import Analysis   # numba and pandas load while packets arrive
-        analysis = Analysis(settings, parts=None)
-        feeder = _Feeder(analysis, options.keep_pcap)
-        _loop(options, engine, feeder, stopper, view, time.monotonic())
+        if options.rotating:
+            from flowscope.live.rotation import Rotation
+
+            def new_feeder(analysis):
+                feeder = _Feeder(analysis, options.keep_pcap)
+                feeder.kept = collections.deque(maxlen=0)   # a run of days: the periods list them
+                return feeder
+            sink = Rotation(options, settings, write_options, engine, started, new_feeder)
+            if view is not None:
+                view.rotation = sink
+        else:
+            sink = _Feeder(Analysis(settings, parts=None), options.keep_pcap)
+        _loop(options, engine, sink, stopper, view, time.monotonic())
         stopper.closing = True
         engine.stop(STOP_GRACE_S)
         engine.wait()
         for path in engine.closed_files():
-            feeder.add(path)
+            sink.add(path)
         ended = time.time()
         reason = stopper.reason or ("packets" if engine.reached_limit else
                                     "engine-failed" if engine.error else "engine-exited")
-        return _result(options, settings, engine, analysis, feeder, started, ended, reason)
+        if options.rotating:
+            return _rotated_result(options, engine, sink, reason)
+        return _result(options, settings, engine, sink.analysis, sink, started, ended, reason)
     finally:
         if engine is not None:
             engine.stop()
@@ -165,18 +204,28 @@ def run(options: LiveOptions, settings: Settings | None = None, view=None, on_re
                 options.out.rmdir()
 
 
-def _loop(options, engine, feeder, stopper, view, t0: float) -> None:
+def _loop(options, engine, sink, stopper, view, t0: float) -> None:
+    """`sink`: a _Feeder (one analysis) or a rotation.Rotation (one a period)."""
     while True:
         for path in engine.closed_files():
-            feeder.add(path)
+            sink.add(path)
         if stopper.reason or not engine.running():
             return
         if options.duration_s and time.monotonic() - t0 >= options.duration_s:
             stopper.request("duration")
             return
+        sink.tick()
         if view is not None:
-            view.tick(time.monotonic() - t0, engine, feeder.analysis)
+            view.tick(time.monotonic() - t0, engine, sink.analysis)
         stopper.event.wait(POLL_S)
+
+
+def _rotated_result(options, engine, rotation, reason) -> LiveRun:
+    drops = engine.drops()
+    if not drops.known:
+        drops = drops_from_isb(rotation.current.analysis.captures) or drops
+    result = rotation.finish(reason, engine.error, drops)
+    return LiveRun(result, drops, options.local_nets, engine.error, [], rotation.written)
 
 
 def _result(options, settings, engine, analysis, feeder, started, ended, reason) -> LiveRun:

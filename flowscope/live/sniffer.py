@@ -73,6 +73,8 @@ class PcapRing:
 
 
 class ScapyEngine(Engine):
+    counts_drops_live = True      # PACKET_STATISTICS and the NIC counters, read at any time
+
     def __init__(self, options: LiveOptions, workdir: Path):
         self.options = options
         self.workdir = Path(workdir)

@@ -58,6 +58,7 @@ class LiveView:
         self.next_snapshot = 0.0
         self.parts_in_snapshot = -1
         self.stats = snapshot_stats_empty()
+        self.rotation = None   # rotation.Rotation of a rotated run
 
     def __enter__(self):
         self.live.__enter__()
@@ -89,6 +90,11 @@ class LiveView:
         grid.add_row("capturing", markup(f"{self.interface} with {engine.label}, {h:d}:{rem // 60:02d}:{rem % 60:02d} "
                                          f"(Ctrl-C stops and writes {self.out})"))
         grid.add_row("packets", f"{engine.packets_seen:,}")
+        if self.rotation is not None:
+            w, cur = self.rotation.written, self.rotation.current
+            last = f", last {w.last.name}" if w.last else ""
+            grid.add_row("periods", f"{w.periods:,} written{last}; period {cur.index:,}: {cur.packets:,} packets, "
+                                    f"{cur.carried_in['flows']:,} flows carried in")
         grid.add_row("dropped", self._drops_text(engine))
         grid.add_row("flows", f"{s['flows']:,} ({s['bytes']:,} IP bytes), local devices {s['devices']}")
         grid.add_row("Meta flows", f"{s['meta_flows']:,} ({s['meta_bytes']:,} IP bytes)")
@@ -112,7 +118,24 @@ def snapshot_stats_empty() -> dict:
 
 def first_line(run, interface: str) -> str:
     """Whether anything was lost comes first: a run that dropped packets must say so."""
-    d, live = run.drops, run.result.notes["live"]
+    live = run.result.notes["live"]
+    rotation = run.result.notes.get("rotation")
+    if rotation and rotation.get("run"):   # the run's figures, not the last period's
+        started = rotation["run_started_utc"]
+        live = {**live, "packets_captured": rotation["run"]["packets_captured"],
+                "duration_s": _seconds_between(started, live["ended_utc"])}
+    return _first_line(run.drops, live, interface)
+
+
+def _seconds_between(a: str, b: str) -> float:
+    import datetime as dt
+
+    def parse(text: str):
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (parse(b) - parse(a)).total_seconds()
+
+
+def _first_line(d, live: dict, interface: str) -> str:
     engine = live["engine"].split()[0]
     captured = live["packets_captured"]
     if d.known and d.total:
@@ -142,3 +165,19 @@ def summary_lines(run, out: Path) -> list[str]:
     if live["pcap_dir"]:
         wrote += f"; capture files in {live['pcap_dir']}"
     return lines + [wrote]
+
+
+def rotation_lines(run, out: Path) -> list[str]:
+    """The closing lines of a rotated run: drops first, then the periods written."""
+    w = run.rotation
+    rotation = run.result.notes["rotation"]
+    from flowscope.live.periods import Schedule
+    every = "every " + Schedule(rotation["every_s"], rotation["every_packets"]).text()
+    lines = [first_line(run, run.result.notes["live"]["interface"]),
+             f"{w.periods:,} period directories ({every}) in {out}: {w.first.name} to {w.last.name}",
+             f"{w.flows:,} flows, {w.packets:,} packets in them; {w.flows_carried:,} flows ran across a period "
+             f"boundary (each counted once, in the period where it ended)"]
+    live = run.result.notes["live"]
+    if live["pcap_dir"]:
+        lines.append(f"capture files in {live['pcap_dir']}")
+    return lines

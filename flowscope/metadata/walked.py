@@ -80,6 +80,7 @@ def stitch_flows(flows, store) -> Walks:
                 fresh.frames = state[1][d].frames + fresh.frames
                 fresh.gaps += state[1][d].gaps + 1
                 fresh.sync = state[1][d].sync or fresh.sync
+                fresh.form = fresh.form or state[1][d].form  # the frames so far are of that form
                 state[1][d] = fresh
             else:
                 state[1][d] = stitch(state[1][d], dirs[d], state[3])

@@ -31,6 +31,11 @@ def _one_error_line(r):
     (["--duration", "10d"], "--duration: expected a positive number"),
     (["--packets", "0"], "--packets must be >= 1"),
     (["--local-net", "10.0.0.0/33"], "--local-net: not an IPv4 or IPv6 network"),
+    (["--rotate", "0"], "--rotate: expected a positive number of seconds"),
+    (["--rotate", "abc"], "--rotate: expected a positive number of seconds"),
+    (["--rotate", "0.5s"], "--rotate must be at least 1 s, a ring file's length (got 0.5 s)"),
+    (["--rotate-packets", "0"], "--rotate-packets must be >= 1"),
+    (["--rotate", "1h", "--rotate-packets", "5"], "not allowed with argument"),
 ])
 def test_bad_arguments_exit_2_with_the_reason(tmp_path, args, message):
     r = _live("-i", "lo", "--out", tmp_path / "o", *args)
@@ -69,6 +74,15 @@ def test_output_directory_of_another_run_is_refused_before_capturing(tmp_path):
     (kept / "live_00001_x.pcapng").write_bytes(b"")
     r = _live("-i", "nosuch0", "--out", out, "--force", "--keep-pcap")
     assert r.returncode == 2 and "earlier run" in _one_error_line(r)
+
+
+def test_rotated_periods_need_a_directory_without_a_single_analysis(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "flows.parquet").write_bytes(b"")
+    r = _live("-i", "nosuch0", "--out", out, "--rotate", "1h", "--force")
+    assert r.returncode == 2
+    assert _one_error_line(r) == f"flowscope: error: {out}: holds a single analysis; rotated periods need a directory of their own"
 
 
 def test_without_dumpcap_or_scapy_it_says_what_to_install(tmp_path):

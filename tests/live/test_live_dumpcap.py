@@ -77,3 +77,21 @@ def test_isb_counters_are_cumulative_so_the_largest_counts():
     d = drops_from_isb(caps)
     assert (d.kernel, d.interface, d.engine, d.received, d.source) == (4, 6, 0, 260, "pcapng ISB")
     assert drops_from_isb([CaptureStats(path="x")]) is None
+
+
+def test_closed_files_are_handed_over_once_and_then_forgotten():
+    from types import SimpleNamespace
+
+    from flowscope.live.dumpcap import DumpcapEngine
+    engine = DumpcapEngine.__new__(DumpcapEngine)
+    engine.err = StderrState()
+    engine.proc = SimpleNamespace(poll=lambda: None)           # still capturing
+    engine.reader = SimpleNamespace(is_alive=lambda: True)
+    engine.err.feed(RING_RUN)
+    got = engine.closed_files()
+    assert [f.rsplit("_", 2)[1] for f in got] == ["00001", "00002"]   # the third is still open
+    assert engine.closed_files() == [] and len(engine.err.files) == 1  # a run of days keeps one name
+    engine.proc = SimpleNamespace(poll=lambda: 0)               # exited, its stderr drained
+    engine.reader = SimpleNamespace(is_alive=lambda: False)
+    assert [f.rsplit("_", 2)[1] for f in engine.closed_files()] == ["00003"]
+    assert engine.err.files == [] and engine.closed_files() == []

@@ -44,6 +44,23 @@ def test_bad_durations_are_refused(text):
         parse_duration_s(text)
 
 
+@pytest.mark.parametrize("text", ["0", "abc", "-1m"])
+def test_bad_rotation_periods_name_the_option(text):
+    with pytest.raises(UsageError, match="^--rotate: expected a positive number"):
+        parse_duration_s(text, "--rotate")
+
+
+def test_rotation_is_validated():
+    assert LiveOptions(interface="eth0", out="o", rotate_s=3600).rotating
+    assert not LiveOptions(interface="eth0", out="o").rotating
+    with pytest.raises(UsageError, match="at least 1 s"):
+        LiveOptions(interface="eth0", out="o", rotate_s=0.5)
+    with pytest.raises(UsageError, match="--rotate-packets must be >= 1"):
+        LiveOptions(interface="eth0", out="o", rotate_packets=0)
+    with pytest.raises(UsageError, match="not both"):
+        LiveOptions(interface="eth0", out="o", rotate_s=60, rotate_packets=10)
+
+
 def test_limits_are_validated():
     with pytest.raises(UsageError, match="not both"):
         LiveOptions(interface="eth0", out="o", duration_s=5, max_packets=10)

@@ -77,3 +77,20 @@ def test_view_renders_the_figures(sample):
     text = console.file.getvalue()
     assert "eth1 with dumpcap 4.0.17, 0:01:15" in text and "1,037" in text
     assert f"{sample.summary['meta']['flows']:,}" in text and "Ctrl-C" in text
+
+
+def test_view_of_a_rotated_run_shows_its_periods(sample):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from flowscope.live.rotation import Written
+    console = Console(file=io.StringIO(), width=120, force_terminal=False)
+    view = LiveView("eth1", Path("out"), console=console)
+    view.rotation = SimpleNamespace(written=Written(periods=3, last=Path("out/2026-12-04T12-00-00Z")),
+                                    current=SimpleNamespace(index=4, packets=1234, carried_in={"flows": 17}))
+
+    class Engine:
+        label, packets_seen = "dumpcap 4.0.17", 1037
+    console.print(view.render(75, Engine()))
+    assert "3 written, last 2026-12-04T12-00-00Z; period 4: 1,234 packets, 17 flows carried in" in console.file.getvalue()
