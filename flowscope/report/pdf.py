@@ -8,7 +8,14 @@ port, no network). It prints with the parameters Chromium's own `--print-to-pdf
 `Page.printToPDF` with the same options), so report.pdf is the bytes that command writes.
 
 Chromium stamps the PDF with the wall-clock time; those two dates are set to the
-analysis time, so the PDF of the same analysis is the same bytes.
+analysis time, so the PDF of the same analysis is the same bytes. (Chromium itself now and
+then numbers the tagged PDF's structure elements, named after accessibility nodes, one
+apart: --print-to-pdf did so in one of 40 prints of the same page here.)
+
+The browser runs in a session of its own, with its profile and temporary files in a
+throw-away folder; `Browser.close()` kills it and whatever it started once the PDF is in,
+and removes the folder. Should flowscope itself be killed, the browser sees its pipe close
+and quits.
 """
 from __future__ import annotations
 
@@ -31,14 +38,14 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 TIMEOUT_S = 180
 CLOSE_TIMEOUT_S = 5
 _PDF_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:\d{14}[^)]*\)")
-# what headless Chromium's --print-to-pdf --no-pdf-header-footer asks for
-# (components/headless/command_handler/headless_command.js, printToPDF())
 # signals Python ignores that a child should not (what subprocess's restore_signals resets)
 _RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
 # A blank first tab (else the New Tab Page, a WebUI page that keeps a core busy for a
 # second), and no WebUI omnibox popups (two more such pages a window; a headless browser
 # shows no omnibox): they only cost the CPU the report is drawn with.
 QUIET_ARGS = ("--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup", "about:blank")
+# what headless Chromium's --print-to-pdf --no-pdf-header-footer asks for
+# (components/headless/command_handler/headless_command.js, printToPDF())
 PRINT_PARAMS = {"displayHeaderFooter": False, "generateTaggedPDF": True, "printBackground": True,
                 "preferCSSPageSize": True}
 
@@ -241,7 +248,10 @@ class Browser:
             if not chunk:
                 raise self._died()
             self._buf += chunk
-        message = json.loads(bytes(self._buf[:end]))
+        try:
+            message = json.loads(bytes(self._buf[:end]))
+        except ValueError:
+            raise PdfError("Chromium sent an unreadable answer") from None
         del self._buf[:end + 1]
         return message
 
