@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
+from contextlib import contextmanager
 
 _trim = None
 
@@ -30,3 +32,18 @@ def release() -> None:
     trim = _load()
     if trim:
         trim(0)
+
+
+@contextmanager
+def without_cyclic_gc():
+    """No cyclic garbage collection inside: the stages (and matplotlib in the report)
+    allocate hundreds of thousands of small, acyclic objects that refcounting frees, while
+    the cyclic collector would rescan the growing heap again and again (measured: 0.4 s of
+    a 2.3 s benchmark run; 15 % of the charts' time after a 20k-flow analysis)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from flowscope.engine import chunks, tasks
 from flowscope.engine.combine import assemble, exact_results
 from flowscope.errors import UsageError
-from flowscope.pipeline import Analysis, _without_cyclic_gc
+from flowscope.heap import without_cyclic_gc
+from flowscope.pipeline import Analysis
 from flowscope.settings import Settings
 
 CHUNK_BYTES = 256 << 20   # ~0.3 M packets, ~0.3 s of work: many tasks a worker, little overhead
@@ -37,7 +38,7 @@ def run(paths: list[str], settings: Settings, scheduler: str | None = None, work
     if scheduler:  # workers elsewhere do not share our working directory: name files absolutely
         paths = [os.path.abspath(p) for p in paths]
     specs = chunks.plan([str(p) for p in paths], chunk_bytes)
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         analysis = Analysis(settings, parts=len(specs))  # geo databases open meanwhile
         t0 = time.perf_counter()
         with _client(scheduler, workers) as client:

@@ -14,7 +14,8 @@ from flowscope import hashing
 from flowscope.dissect.collect import PayloadCollector
 from flowscope.engine.chunks import PartSpec, PcapChunk
 from flowscope.engine.sweeps import BufferRuns
-from flowscope.pipeline import _without_cyclic_gc, new_collector, read_part
+from flowscope.heap import without_cyclic_gc
+from flowscope.pipeline import new_collector, read_part
 from flowscope.settings import Settings
 from flowscope.sources import CaptureStats
 
@@ -38,7 +39,7 @@ def read(spec: PartSpec, index: int, settings: Settings, parts: int) -> PartResu
     def open_chunk(_path, cap):
         opened.append(PcapChunk(spec, cap))
         return opened[-1]
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         if spec.whole:
             records = read_part(spec.path, index, capture, settings, collector)
         else:

@@ -1,13 +1,13 @@
 """Render charts/*.png, report.html and report.pdf from the tables in an output directory."""
 from __future__ import annotations
 
-import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flowscope import heap
 from flowscope.report import charts as ch
 from flowscope.report import findings as fd
 from flowscope.report.data import ReportData, load
@@ -75,22 +75,8 @@ NOT_SHOWN = ("dns_queries", "stun_mapped", "local_names")
 
 
 def _render(out: Path, analysed_at: str, privacy: dict, browser) -> Rendered:
-    with _without_cyclic_gc():
+    with heap.without_cyclic_gc():
         return _render_all(out, analysed_at, privacy, browser)
-
-
-@contextmanager
-def _without_cyclic_gc():
-    """matplotlib allocates many small objects (artists, transforms, paths) and the cyclic
-    collector would rescan the analysis' heap again and again: 15 % of the charts' time
-    after a 20k-flow analysis. Six figures of garbage wait for the collector instead."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _render_all(out: Path, analysed_at: str, privacy: dict, browser) -> Rendered:

@@ -248,11 +248,9 @@ def test_random_bytes(data):
     assert parse_handshake_client_hello(data) is None or data[:1] == b"\x01"
 
 
-@fuzz
-@settings(max_examples=examples(400), deadline=None)
-@given(st.data())
-def test_mutated_hellos(data):
-    stream = bytearray(records(HELLO, [data.draw(st.integers(1, len(HELLO)))]))
+def mutate(data, stream: bytes) -> bytearray:
+    """1-6 random flips, cuts, insertions and deletions (hypothesis draws them from `data`)."""
+    stream = bytearray(stream)
     for _ in range(data.draw(st.integers(1, 6))):
         action = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
         pos = data.draw(st.integers(0, max(0, len(stream) - 1)))
@@ -264,6 +262,14 @@ def test_mutated_hellos(data):
             stream[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
         elif stream:
             del stream[pos]
+    return stream
+
+
+@fuzz
+@settings(max_examples=examples(400), deadline=None)
+@given(st.data())
+def test_mutated_hellos(data):
+    stream = mutate(data, records(HELLO, [data.draw(st.integers(1, len(HELLO)))]))
     _check(parse_client_hello(bytes(stream)))
     message = bytes(stream[5:])
     hello = parse_handshake_client_hello(message)

@@ -11,7 +11,8 @@ from fuzzing import examples, fuzz
 from flowscope.dissect import tlsfast
 from flowscope.dissect.tls import parse_client_hello
 from test_tls import (
-    PCAPS, STREAM, TLS_PCAPS, alpn_ext, ext, handshake, hello_body, needs_corpus, records, sample_hello, sni_ext,
+    PCAPS, STREAM, TLS_PCAPS, alpn_ext, ext, handshake, hello_body, mutate, needs_corpus, records, sample_hello,
+    sni_ext,
     tcp_client_streams, test_malformed, versions_ext,
 )
 
@@ -74,19 +75,7 @@ def test_corpus_client_streams(pcap):
 @settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_hellos(data):
-    base = data.draw(st.sampled_from(WELL_FORMED))
-    stream = bytearray(base)
-    for _ in range(data.draw(st.integers(1, 6))):
-        action = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        pos = data.draw(st.integers(0, max(0, len(stream) - 1)))
-        if action == "flip" and stream:
-            stream[pos] ^= data.draw(st.integers(1, 255))
-        elif action == "cut":
-            del stream[pos:]
-        elif action == "insert":
-            stream[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
-        elif stream:
-            del stream[pos]
+    stream = mutate(data, data.draw(st.sampled_from(WELL_FORMED)))
     agrees(bytes(stream))
 
 

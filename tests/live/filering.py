@@ -6,18 +6,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from conftest import pcap_records
 from flowscope.live.engines import Drops, Engine
-
-
-def pcap_records(path: Path) -> tuple[bytes, list[bytes]]:
-    data = Path(path).read_bytes()
-    assert data[:4] == b"\xd4\xc3\xb2\xa1", "little-endian microsecond pcap"
-    header, pos, records = data[:24], 24, []
-    while pos < len(data):
-        incl = struct.unpack_from("<I", data, pos + 8)[0]
-        records.append(data[pos:pos + 16 + incl])
-        pos += 16 + incl
-    return header, records
 
 
 class FileRing(Engine):
