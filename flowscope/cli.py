@@ -376,7 +376,13 @@ def main(argv=None) -> int:
 
 def entry() -> None:
     """Console script: run, flush, and leave without tearing down numba/LLVM and the
-    interpreter's objects one by one (that teardown cost ~0.3 s a run; outputs are closed)."""
+    interpreter's objects one by one (that teardown cost ~0.3 s a run; outputs are closed).
+
+    Arrow allocates from the C library's heap, not from the wheels' mimalloc: mimalloc keeps
+    freed pages for reuse, which stacked ~70 MiB (100k flows) under each later stage's
+    peak; glibc's are returned by heap.release() between stages (benchmarks/README.md,
+    "Many flows"). Set before pyarrow is imported; an explicit environment setting wins."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         rc = main()
         sys.stdout.flush()

@@ -131,23 +131,22 @@ class MergedFlows:
     """The parts' records merged into flows: what later stages read instead of raw arrays.
 
     `records`: every part's records (PART = the part's rank in time, CAPTURE = its index);
-    `dest[k]`: the merged row of record k; `merged`: merged rows sorted by key, then time;
-    `flow_of_merged[m]`: the flow id (row of the flow table) of merged row m."""
+    `flow_of_record[k]`: the flow id (row of the flow table) record k went into; `rows`: the
+    merged rows in flow-id order, CAPTURE made the file index (the flow table's source)."""
     records: np.ndarray
-    dest: np.ndarray
-    merged: np.ndarray
-    flow_of_merged: np.ndarray
+    flow_of_record: np.ndarray
+    rows: np.ndarray
 
     def by_flow(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record index, flow id, swapped) of the records where `mask` (all: None), by flow
         id and then in time order; `swapped`: the record's originator is the flow's responder."""
         idx = np.arange(len(self.records)) if mask is None else np.flatnonzero(mask)
         R = self.records
-        fid = self.flow_of_merged[self.dest[idx]]
+        fid = self.flow_of_record[idx]
         order = np.lexsort((R[idx, SERIAL], R[idx, PART], fid))
-        idx = idx[order]
-        swapped = R[idx, ORIG_IS_A] != self.merged[self.dest[idx], ORIG_IS_A]
-        return idx, fid[order], swapped
+        idx, fid = idx[order], fid[order]
+        swapped = R[idx, ORIG_IS_A] != self.rows[fid, ORIG_IS_A]
+        return idx, fid, swapped
 
     def key(self, k: int) -> tuple[int, int]:
         """(part index, flow serial): how the collectors name record k."""

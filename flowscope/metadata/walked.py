@@ -51,12 +51,12 @@ def stitch_flows(flows, store) -> Walks:
     has = np.fromiter((store.get(key) is not None for key in keys), dtype=bool, count=len(keys))
     if not has.any():
         return out
-    wanted = np.isin(flows.dest, flows.dest[has])
+    wanted = np.isin(flows.flow_of_record, flows.flow_of_record[has])
     current: dict[int, list] = {}
     unwalked: set[int] = set()  # flows whose first record was not walked: later ones are not either
     R = FLOW_RECORD.view(flows.records)
     silent = (R.payload_orig == 0) & (R.payload_resp == 0)  # no bytes: nothing to walk or miss
-    M = FLOW_RECORD.view(flows.merged[flows.dest])
+    M = FLOW_RECORD.view(flows.rows[flows.flow_of_record])
     started = (M.isn_orig != NONE) | (M.isn_resp != NONE)  # the flow's SYN was captured
     for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(wanted & ~silent))):
         if fid in unwalked:
