@@ -235,7 +235,11 @@ def _km(v) -> str:
 
 
 def _check(v) -> str:
-    return {True: "consistent", False: "impossible"}.get(v if isinstance(v, bool) else None, "")
+    """The location check of an endpoint's first flow. A column without nulls loads as numpy
+    booleans, one with nulls as objects: both are results; None/NA is no check."""
+    if isinstance(v, (bool, np.bool_)):
+        return "consistent" if v else "impossible"
+    return ""
 
 
 def _warnings(summary: dict) -> list[str]:

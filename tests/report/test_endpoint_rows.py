@@ -80,3 +80,14 @@ def test_no_remote_ip_column_values_falls_back_to_the_responder():
 ], ids=["empty", "unclassified", "no-meta"])
 def test_nothing_to_show(flows):
     assert endpoint_rows(flows) == reference_rows(flows) == []
+
+
+def test_check_shown_when_every_flow_has_a_location_check():
+    """Without nulls, geo_consistent loads as numpy booleans: the check column still reads
+    consistent / impossible (it was blank before)."""
+    flows = make_flows({"is_meta": True, "resp_ip": "157.240.0.1", "remote_ip": "157.240.0.1", "bytes_orig": 9,
+                        "geo_consistent": True},
+                       {"is_meta": True, "resp_ip": "157.240.0.2", "remote_ip": "157.240.0.2", "bytes_orig": 5,
+                        "geo_consistent": False})
+    assert flows["geo_consistent"].dtype == bool
+    assert [r["check"] for r in endpoint_rows(flows)] == ["consistent", "impossible"]
