@@ -169,6 +169,7 @@ class Analysis:
         self._geo = _open_geo(settings)  # opens while the parts are read
 
     def add(self, path: str, on_progress: Callable[[int], None] | None = None) -> CaptureStats:
+        self._check_open()
         cap = CaptureStats(path=str(path))
         part = read_part(str(path), len(self.parts), cap, self.settings, self.collector, on_progress)
         self.add_part(part, cap)
@@ -180,6 +181,7 @@ class Analysis:
         from: new files are appended to `captures`, a later chunk of a file already there
         passes that same object (filled in by the caller). `sweep_ns`: for a chunk of a file,
         the last idle sweep a one-pass read of the file would make (engine/sweeps.py)."""
+        self._check_open()
         if len(records) and (records[:, CAPTURE] != len(self.parts)).any():
             raise ValueError(f"part records carry another part index than {len(self.parts)}")
         file = next((k for k, c in enumerate(self.captures) if c is capture), None)
@@ -193,8 +195,14 @@ class Analysis:
     def finish(self, hashes: dict | None = None, final: bool = True) -> "Finished":
         """Finished(flows, captures, notes, frames, events) for the parts so far.
 
-        `final=False` gives a snapshot (live view) and leaves the collected payload in place."""
+        `final=False` gives a snapshot (live view) and leaves the parts and the collected
+        payload in place. The final finish is one-way: it consumes the payload and lets the
+        parts go once merged (100k flows: 40 MB of records), so the analysis takes no more
+        parts and cannot be finished again."""
+        self._check_open()
         table, mflows = self._merged()
+        if final:
+            self.parts = None  # the records live on in mflows only as long as it is needed
         notes: dict = {}
         walks = None
         if self.collector:
@@ -222,6 +230,10 @@ class Analysis:
                 if cap.path in hashes:
                     cap.sha256 = hashes[cap.path].result()
         return Finished(table, self.captures, notes, frames, events)
+
+    def _check_open(self) -> None:
+        if self.parts is None:
+            raise RuntimeError("this Analysis was finished (final=True): start a new one")
 
     def _merged(self) -> tuple[pa.Table, MergedFlows]:
         """The parts' records merged into flows: (the flows table, the MergedFlows the

@@ -33,3 +33,15 @@ def test_snapshot_then_more_parts_equals_batch_run(tmp_path):
 def test_no_parts_gives_an_empty_table():
     table, caps, _notes, frames, events = Analysis(Settings()).finish()
     assert table.num_rows == 0 and caps == [] and frames.num_rows == 0 and events.num_rows == 0
+
+
+def test_the_final_finish_is_one_way(tmp_path):
+    """The final finish consumed the payload and let the parts go: adding or finishing
+    again is refused with a clear error, not answered with an empty or partial table."""
+    import pytest
+    live = Analysis(Settings(), parts=None)
+    live.add(str(SAMPLE))
+    assert live.finish().flows.num_rows > 0
+    for again in (lambda: live.add(str(SAMPLE)), live.finish, lambda: live.finish(final=False)):
+        with pytest.raises(RuntimeError, match="finished"):
+            again()
