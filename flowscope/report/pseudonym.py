@@ -120,6 +120,7 @@ class Pseudonymizer:
         """`names`: names the capture showed to be local devices' (the local_names column),
         pseudonymised wherever they appear besides those that localnames recognises by form."""
         self.key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self.names = frozenset(n.lower().rstrip(".") for n in names if n)
         self._name_re = _name_pattern(self.names)
         self.peers = frozenset(filter(None, (_canonical(p) for p in peers)))
@@ -129,8 +130,9 @@ class Pseudonymizer:
 
     # --- single values --------------------------------------------------------------
     def token(self, kind: str, value: str, digits: int = DIGEST_HEX) -> str:
-        digest = hmac.new(self.key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"{kind}-{digest[:digits]}"
+        mac = self._mac.copy()  # the keyed state copied: no key schedule per value (a Community ID a flow)
+        mac.update(f"{kind}:{value}".encode())
+        return f"{kind}-{mac.hexdigest()[:digits]}"
 
     def community_id(self, value: str | None) -> str | None:
         """The keyed form of a Community ID: the clear one is a SHA-1 of the 5-tuple, so with
