@@ -48,6 +48,7 @@ class AnalysisResult:
         return cls(finished.flows, finished.captures, settings, finished.notes, finished.frames, finished.events)
 
     def _df(self, name: str, table):
+        self._tables()
         if name not in self._pandas:
             self._pandas[name] = table.to_pandas()
         return self._pandas[name]
@@ -69,6 +70,7 @@ class AnalysisResult:
 
     @property
     def summary(self) -> dict:
+        self._tables()
         from flowscope.report.tables import summary_dict
         return summary_dict(self)
 
@@ -78,7 +80,7 @@ class AnalysisResult:
 
     def write(self, out, force: bool = False, *, report: bool = True, pdf: bool = True,
               pseudonymize: bool = True, pseudonym_key=None, scenario=None,
-              scenario_tolerance_s: float | None = None) -> list[Path]:
+              scenario_tolerance_s: float | None = None, release: bool = False) -> list[Path]:
         """Write the evidence directory: tables, charts/, report.html, report.pdf, manifest.json.
 
         Local, MAC and call-peer addresses are pseudonymised with the key in `pseudonym_key`
@@ -87,12 +89,26 @@ class AnalysisResult:
         the files written; what could not be written (no Chromium: no PDF) is in
         `write_notes`. With `scenario` (the auditor's action log, a CSV file: docs/metadata.md
         §7), each action is aligned with the events it caused into actions.parquet, within
-        `scenario_tolerance_s` seconds (default 5)."""
+        `scenario_tolerance_s` seconds (default 5). With `release`, the tables are let go once
+        written, before the report is drawn from the files (the CLI: at 100k flows the
+        report's peak memory no longer carries them); see `release()`."""
         from flowscope import report as _report
         files, self.write_notes = _report.write(self, out, force=force, report=report, pdf=pdf,
                                                 pseudonymize=pseudonymize, pseudonym_key=pseudonym_key,
-                                                scenario=scenario, scenario_tolerance_s=scenario_tolerance_s)
+                                                scenario=scenario, scenario_tolerance_s=scenario_tolerance_s,
+                                                release=release)
         return files
+
+    def release(self) -> None:
+        """Let the tables go (their memory with them); `summary`, `flows`, `frames` and
+        `events` are not available afterwards. `captures`, `errors` and `notes` stay."""
+        self.table = self.frames_table = self.events_table = None
+        self._pandas.clear()
+
+    def _tables(self):
+        if self.table is None:
+            raise RuntimeError("this AnalysisResult released its tables (write(release=True)); "
+                               "read them from the written directory")
 
 
 def align(out, scenario, tolerance_s: float = 5.0, *, force: bool = False) -> list[Path]:

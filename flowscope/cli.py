@@ -210,12 +210,13 @@ def cmd_analyze(args) -> int:
             and total > PROGRESS_MIN_BYTES)
     with _progress_bar(show) as on_progress:
         result = analyze(args.captures, settings, engine=args.engine, on_progress=on_progress, **engine)
+    summary = None if args.quiet else result.summary  # the tables go once written (release)
     result.write(out, force=args.force, scenario=args.scenario, scenario_tolerance_s=args.scenario_tolerance,
-                 **write_options(args))
+                 release=True, **write_options(args))
     for err in result.errors:
         say(f"flowscope: error: {err}", file=sys.stderr)
     if not args.quiet:
-        _print_summary(result, out)
+        _print_summary(summary, out)
         _print_scenario(out)
         _print_written(out, result.write_notes)
     return 1 if result.errors else 0
@@ -310,8 +311,7 @@ def cmd_catalog(args) -> int:
     return 0
 
 
-def _print_summary(result, out: Path) -> None:
-    s = result.summary
+def _print_summary(s: dict, out: Path) -> None:
     read = sum(c["packets_read"] for c in s["captures"])
     undecodable = sum(sum(c["packets_undecodable"].values()) for c in s["captures"])
     dups = sum(c["duplicates"] for c in s["captures"])

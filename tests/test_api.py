@@ -65,3 +65,19 @@ def test_the_cli_analyses_through_analyze_and_hands_it_the_progress_bar(tmp_path
     assert callable(kwargs["on_progress"])
     rc = cli.main(["analyze", str(SAMPLE), "--out", str(tmp_path / "q"), "--no-report", "--no-progress"])
     assert rc == 0 and calls[-1][2]["on_progress"] is None
+
+
+def test_write_with_release_lets_the_tables_go_after_writing_them(tmp_path):
+    """write(release=True) (what the CLI does before the report is drawn): the files are
+    the same as without it, and the result says clearly that its tables are gone."""
+    import pyarrow.parquet as pq
+    kept, released = flowscope.analyze([SAMPLE]), flowscope.analyze([SAMPLE])
+    kept.write(tmp_path / "kept", report=False)
+    released.write(tmp_path / "released", report=False, release=True)
+    for name in ("flows.parquet", "events.parquet", "frames.parquet"):
+        assert pq.read_table(tmp_path / "kept" / name).equals(pq.read_table(tmp_path / "released" / name))
+    assert released.table is None and released.errors == [] and released.captures
+    for gone in (lambda: released.summary, lambda: released.flows, lambda: released.events):
+        with pytest.raises(RuntimeError, match="released its tables"):
+            gone()
+    assert kept.summary["flows"] == pq.read_table(tmp_path / "released" / "flows.parquet").num_rows

@@ -15,15 +15,18 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from flowscope import heap
+
 __all__ = ["align", "render", "verify", "write"]
 
 
 
 def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = True,
           pseudonymize: bool = True, pseudonym_key=None, scenario=None,
-          scenario_tolerance_s: float | None = None) -> tuple[list[Path], list[str]]:
+          scenario_tolerance_s: float | None = None, release: bool = False) -> tuple[list[Path], list[str]]:
     """Write tables, report and manifest for `result` into `out`; (files written, notes).
-    With `scenario` (a CSV file), also the scripted session (actions.parquet)."""
+    With `scenario` (a CSV file), also the scripted session (actions.parquet). `release`:
+    `result` lets its tables go once they are written (the report is drawn from the files)."""
     from flowscope.report import manifest as mf
     from flowscope.report import pseudonym, tables
     out = Path(out)
@@ -43,6 +46,9 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
         files = tables.write_tables(result, out, scrub)
         if scenario is not None:
             files = _attach(out, scenario, scenario_tolerance_s, files)
+        if release:
+            result.release()
+            heap.release()
         summary = _read_summary(out)
         databases = pool.submit(mf.database_hashes, summary)
         notes: list[str] = []
