@@ -203,6 +203,7 @@ class Analysis:
         table, mflows = self._merged()
         if final:
             self.parts = None  # the records live on in mflows only as long as it is needed
+        heap.release()  # the flow table's build (per-flow strings and arrays) before the labels
         notes: dict = {}
         walks = None
         if self.collector:
@@ -211,12 +212,15 @@ class Analysis:
             collector = self.collector if final else self.collector.snapshot()
             walks = stitch_flows(mflows, collector.streams)
             table, notes = label_flows(table, mflows, collector, self.settings, walks)
-            del mflows  # the records, merged and in parts (4 copies' worth): not needed from here
+            del mflows, collector  # the record-to-flow join: not needed from here
+            if final:
+                self.collector = None  # its evidence and walks are in the labels and `walks` now
             heap.release()
         else:
             for c in schema.LABELS:
                 table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
-        table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None)
+        table, geo_notes = _locate(table, self.captures, self.settings, self._geo.result() if self._geo else None,
+                                   self._geo.release if final and self._geo else None)
         notes.update(geo_notes)
         if final and self._geo:
             self._geo.release()
@@ -255,7 +259,8 @@ class Analysis:
         flows = merged[order]
         del merged  # one copy of the merged rows, in flow order (100k flows: 40 MB a copy)
         flows[:, CAPTURE] = file_of_part[flows[:, CAPTURE]]  # the part a flow began in -> its file
-        return to_table(flows, paths, _apps(self.captures)), MergedFlows(records, flow_of_merged[dest], flows)
+        merged_flows = MergedFlows.of(records, flow_of_merged[dest], flows)
+        return to_table(flows, paths, _apps(self.captures)), merged_flows
 
     @staticmethod
     def _width() -> int:
@@ -280,13 +285,13 @@ def _open_geo(settings: Settings):
     return Opener(settings)
 
 
-def _locate(table: pa.Table, captures, settings: Settings, databases) -> tuple[pa.Table, dict]:
+def _locate(table: pa.Table, captures, settings: Settings, databases, looked_up=None) -> tuple[pa.Table, dict]:
     if databases is None:
         for c in schema.GEO:
             table = table.append_column(pa.field(c.name, c.type), pa.nulls(table.num_rows, c.type))
         return table, {}
     from flowscope.geo.stage import locate_flows
-    return locate_flows(table, captures, settings, databases)
+    return locate_flows(table, captures, settings, databases, looked_up)
 
 
 def _time_ranks(captures: list[CaptureStats], file_of_part: np.ndarray) -> np.ndarray:

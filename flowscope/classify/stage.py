@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from flowscope.classify.catalog import load_catalog
+from flowscope.columns import pydict, pylist
 from flowscope.classify.classifier import ON_PREM_MARK, Label, classify_columns, webhook_source_ids
 from flowscope.dissect import evidence as ev_mod
 from flowscope.classify.platform import PlatformHosts
@@ -114,7 +115,7 @@ def _string_lists(seqs: list) -> pa.Array:
 def _stun_rtt(table: pa.Table, evidences) -> pa.Table:
     """UDP flows have no handshake: a STUN request -> response pair gives their RTT."""
     rtt = table["rtt_ms"].to_pylist()
-    source = table["rtt_source"].to_pylist()
+    source = pylist(table["rtt_source"])
     changed = False
     for i, e in enumerate(evidences):
         if e.stun_rtt_ms is not None and rtt[i] is None:
@@ -162,7 +163,7 @@ def _on_prem(lb: Label) -> Label:
 def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
     `walks` the stitched frame walks (metadata/walked.Walks)."""
-    cols = table.select(["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"]).to_pydict()
+    cols = pydict(table, ["l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app"])
     none = ev_mod.Evidence()
     evidences = [e or none for e in ev_mod.for_flows(flows, collector, table.num_rows)]
     counts = collector.counts

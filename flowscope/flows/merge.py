@@ -18,7 +18,7 @@ from numba import njit
 
 from flowscope.flows.layout import (
     CAPTURE, D, END_EOF, END_IDLE, END_REASON, FIRST_PURE_SYN, FLOW_RECORD, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS,
-    K_PROTO, FIRST_ANY, LAST_ANY, ND, NF, OPEN_AT_END, ORIG_IS_A, PART, SERIAL,
+    K_PROTO, FIRST_ANY, LAST_ANY, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A, PART, SERIAL,
 )
 from flowscope.flows.table import EXPIRE_SLACK_NS, end_reason_of, is_closed, timeout_of
 
@@ -128,32 +128,48 @@ def _settle(M, sweep_ns, timeouts, slack):
 
 @dataclass
 class MergedFlows:
-    """The parts' records merged into flows: what later stages read instead of raw arrays.
+    """The parts' records merged into flows: what the evidence join and the walk stitching
+    read, as the few columns they read (the records and merged rows themselves, 52 int64 a
+    row, are let go: 80 MB at 100k flows).
 
-    `records`: every part's records (PART = the part's rank in time, CAPTURE = its index);
-    `flow_of_record[k]`: the flow id (row of the flow table) record k went into; `rows`: the
-    merged rows in flow-id order, CAPTURE made the file index (the flow table's source)."""
-    records: np.ndarray
+    Per record k (every part's records, in the order given): `capture[k]` and `serial[k]`
+    (the part index and flow serial the collectors name it by), `part[k]` (the part's rank
+    in time), `orig_is_a[k]`, `silent[k]` (no payload either way), `flow_of_record[k]` (the
+    flow id, row of the flow table, it went into). Per flow f: `flow_orig_is_a[f]` and
+    `flow_started[f]` (its SYN was captured)."""
+    capture: np.ndarray
+    serial: np.ndarray
+    part: np.ndarray
+    orig_is_a: np.ndarray
+    silent: np.ndarray
     flow_of_record: np.ndarray
-    rows: np.ndarray
+    flow_orig_is_a: np.ndarray
+    flow_started: np.ndarray
+
+    @classmethod
+    def of(cls, records: np.ndarray, flow_of_record: np.ndarray, rows: np.ndarray) -> "MergedFlows":
+        """From the records, the flow id of each, and the merged rows in flow-id order."""
+        R, M = FLOW_RECORD.view(records), FLOW_RECORD.view(rows)
+        return cls(records[:, CAPTURE].copy(), records[:, SERIAL].copy(), records[:, PART].copy(),
+                   records[:, ORIG_IS_A].copy(), (R.payload_orig == 0) & (R.payload_resp == 0),
+                   np.asarray(flow_of_record, dtype=np.int64), rows[:, ORIG_IS_A].copy(),
+                   (M.isn_orig != NONE) | (M.isn_resp != NONE))
 
     def by_flow(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record index, flow id, swapped) of the records where `mask` (all: None), by flow
         id and then in time order; `swapped`: the record's originator is the flow's responder."""
-        idx = np.arange(len(self.records)) if mask is None else np.flatnonzero(mask)
-        R = self.records
+        idx = np.arange(len(self.serial)) if mask is None else np.flatnonzero(mask)
         fid = self.flow_of_record[idx]
-        order = np.lexsort((R[idx, SERIAL], R[idx, PART], fid))
+        order = np.lexsort((self.serial[idx], self.part[idx], fid))
         idx, fid = idx[order], fid[order]
-        swapped = R[idx, ORIG_IS_A] != self.rows[fid, ORIG_IS_A]
-        return idx, fid, swapped
+        return idx, fid, self.orig_is_a[idx] != self.flow_orig_is_a[fid]
 
     def key(self, k: int) -> tuple[int, int]:
         """(part index, flow serial): how the collectors name record k."""
-        return int(self.records[k, CAPTURE]), int(self.records[k, SERIAL])
+        return int(self.capture[k]), int(self.serial[k])
 
     def keys(self) -> list[tuple[int, int]]:
-        return list(zip(self.records[:, CAPTURE].tolist(), self.records[:, SERIAL].tolist()))
+        return list(zip(self.capture.tolist(), self.serial.tolist()))
 
 
 def merge_parts(records: np.ndarray, timeouts_ns: np.ndarray, sweep_ns: np.ndarray | None = None

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.columns import pydict, pylist
 from flowscope.geo import physics, pop, readers, regions
 from flowscope.geo.operators import META_ASNS, operator_record
 from flowscope.geo.special import address_class
@@ -175,19 +176,22 @@ def _operator(asn, as_org, service, catalog_meta: bool, p2p: bool) -> tuple[str 
     return rec["operator"], rec["operator_country"]
 
 
-def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Table, dict]:
-    """Append the schema.GEO columns; return (table, notes for summary.json)."""
+def locate_flows(table: pa.Table, captures, settings, databases, looked_up=None) -> tuple[pa.Table, dict]:
+    """Append the schema.GEO columns; return (table, notes for summary.json). `looked_up()`
+    is called once every address has its record: the databases may be closed from there
+    (their names and dates stay readable for the notes), so that their touched pages are
+    not resident while the columns are built."""
     from flowscope.classify.catalog import load_catalog
-    cols = table.select(["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"]).to_pydict()
+    cols = pydict(table, ["orig_ip", "resp_ip", "rtt_ms", "rtt_source", "capture"])
     from flowscope.classify.platform import PlatformHosts
     remote = remote_ips(cols["orig_ip"], cols["resp_ip"], PlatformHosts(settings.platform_hosts))
     untrusted = untrusted_tcp_captures(captures)
     best_rtt = _min_rtt(remote, cols["resp_ip"], cols["rtt_ms"], cols["rtt_source"], cols["capture"], untrusted)
     labelled = table["service"].null_count < table.num_rows if table.num_rows else False
-    names = [table[c].to_pylist() for c in ("hostname", "sni", "dns_name")] if labelled else [[None] * len(remote)]
+    names = [pylist(table[c]) for c in ("hostname", "sni", "dns_name")] if labelled else [[None] * len(remote)]
     pops = _pop_codes(remote, names)
-    services = table["service"].to_pylist() if labelled else [None] * len(remote)
-    peers = table["remote_role"].to_pylist() if labelled else [None] * len(remote)
+    services = pylist(table["service"]) if labelled else [None] * len(remote)
+    peers = pylist(table["remote_role"]) if labelled else [None] * len(remote)
     vantage = physics.parse_vantage(settings.vantage) if settings.vantage else None
 
     addresses = list(dict.fromkeys(remote))
@@ -210,6 +214,9 @@ def locate_flows(table: pa.Table, captures, settings, databases) -> tuple[pa.Tab
             shared[key] = _address_record(got, readers.merge_answers(got, databases), code, seen, rule, rtt_ms, vantage)
         bound = None if rtt_ms is None else round(float(rtt_ms) * physics.FIBRE, 1)
         per_ip[ip] = {**shared[key], "max_distance_km": bound}
+    del answers, shared
+    if looked_up is not None:
+        looked_up()
     providers = _providers(catalog, services, names[0])
     table = _append_columns(table, remote, per_ip, services, peers, providers)
     return table, {"geo": _notes(table, databases, settings, vantage, untrusted, captures)}

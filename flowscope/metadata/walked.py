@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowscope.dissect.streams import RESYNC
-from flowscope.flows.layout import FLOW_RECORD, NONE
 from flowscope.metadata.framewalk import TLS, UNIT, stitch
 
 # The labels whose walks are reported, per unit: TLS records of the Business Platform flows
@@ -54,10 +53,8 @@ def stitch_flows(flows, store) -> Walks:
     wanted = np.isin(flows.flow_of_record, flows.flow_of_record[has])
     current: dict[int, list] = {}
     unwalked: set[int] = set()  # flows whose first record was not walked: later ones are not either
-    R = FLOW_RECORD.view(flows.records)
-    silent = (R.payload_orig == 0) & (R.payload_resp == 0)  # no bytes: nothing to walk or miss
-    M = FLOW_RECORD.view(flows.rows[flows.flow_of_record])
-    started = (M.isn_orig != NONE) | (M.isn_resp != NONE)  # the flow's SYN was captured
+    silent = flows.silent  # no bytes: nothing to walk or miss
+    started = flows.flow_started[flows.flow_of_record]  # the record's flow had its SYN captured
     for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(wanted & ~silent))):
         if fid in unwalked:
             continue

@@ -113,6 +113,13 @@ def _canonical(ip: str) -> str | None:
     return None
 
 
+def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (no copy), chunks joined, or empty."""
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+
+
 class Pseudonymizer:
     """Replaces local, MAC and call-peer addresses in values, text, tables and JSON."""
 
@@ -258,18 +265,29 @@ class Pseudonymizer:
         return self.ip if column.endswith("_ip") else self.text  # address columns: no regex
 
     def _strings(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
-        col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
-        unique = pc.unique(col)
-        mapped = pa.array([scrub(v) for v in unique.to_pylist()], type=col.type)
-        return pa.chunked_array([pc.take(mapped, pc.index_in(col, value_set=unique))])
+        """Scrub the distinct values once; a column in which none changes is kept as it is
+        (most are: service names, regions, public host names), not copied."""
+        arr = _one_chunk(col)
+        unique = pc.unique(arr)
+        values = unique.to_pylist()
+        scrubbed = [scrub(v) for v in values]
+        if scrubbed == values:
+            return col
+        mapped = pa.array(scrubbed, type=col.type)
+        return pa.chunked_array([pc.take(mapped, pc.index_in(arr, value_set=unique))])
 
     def _string_lists(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
-        """Scrub the distinct list items once, then rebuild the lists around them."""
-        arr = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+        """Scrub the distinct list items once, then rebuild the lists around them (a column
+        in which no item changes is kept as it is)."""
+        arr = _one_chunk(col)
         offsets = pc.subtract(arr.offsets, arr.offsets[0]) if len(arr) else pa.array([0], pa.int32())
         items = arr.flatten()
         unique = pc.unique(items)
-        mapped = pa.array([scrub(v) if v is not None else None for v in unique.to_pylist()], type=items.type)
+        distinct = unique.to_pylist()
+        scrubbed = [scrub(v) if v is not None else None for v in distinct]
+        if scrubbed == distinct:
+            return col
+        mapped = pa.array(scrubbed, type=items.type)
         values = pc.take(mapped, pc.index_in(items, value_set=unique))
         rebuilt = pa.ListArray.from_arrays(offsets, values, type=col.type, mask=arr.is_null())
         return pa.chunked_array([rebuilt])

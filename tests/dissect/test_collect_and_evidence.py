@@ -46,7 +46,7 @@ def test_the_client_s_first_payload_is_kept_until_it_is_dissected(tmp_path):
     kept = c.pending[(0, 0)]
     assert len(kept.segments[0]) == 1 and kept.segments[0][0][1].startswith(b"\x16\x03")
     merged, dest = merge_parts(records, timeouts_ns(Settings()))
-    out = ev.for_flows(MergedFlows(records, dest, merged), c, 1)
+    out = ev.for_flows(MergedFlows.of(records, dest, merged), c, 1)
     assert out[0].sni == "web.whatsapp.com" and not c.pending
 
 
@@ -60,7 +60,7 @@ def test_evidence_of_a_flow_split_across_parts_is_joined_once(tmp_path):
     records = np.concatenate([r0, r1])
     merged, dest = merge_parts(records, timeouts_ns(Settings()))
     assert len(merged) == 1
-    flows = MergedFlows(records, dest, merged)
+    flows = MergedFlows.of(records, dest, merged)
     out = ev.for_flows(flows, c, 1)
     assert out[0] is not None and out[0].sni == "web.whatsapp.com"
 
