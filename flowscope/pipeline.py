@@ -200,9 +200,7 @@ class Analysis:
         parts go once merged (100k flows: 40 MB of records), so the analysis takes no more
         parts and cannot be finished again."""
         self._check_open()
-        table, mflows = self._merged()
-        if final:
-            self.parts = None  # the records live on in mflows only as long as it is needed
+        table, mflows = self._merged(release=final)
         heap.release()  # the flow table's build (per-flow strings and arrays) before the labels
         notes: dict = {}
         walks = None
@@ -239,9 +237,10 @@ class Analysis:
         if self.parts is None:
             raise RuntimeError("this Analysis was finished (final=True): start a new one")
 
-    def _merged(self) -> tuple[pa.Table, MergedFlows]:
+    def _merged(self, release: bool = False) -> tuple[pa.Table, MergedFlows]:
         """The parts' records merged into flows: (the flows table, the MergedFlows the
-        evidence join and the walk stitching read)."""
+        evidence join and the walk stitching read). `release`: the parts go once merged
+        (the final finish), before the flow rows are copied into flow order."""
         paths = [c.path for c in self.captures]
         if len(self.parts) == 1:
             records = self.parts[0]  # its PART column is all 0, the rank of the one part: no copy
@@ -256,10 +255,14 @@ class Analysis:
         order = flow_order(merged)
         flow_of_merged = np.empty(len(order), dtype=np.int64)
         flow_of_merged[order] = np.arange(len(order))
+        per_record = MergedFlows.record_columns(records, flow_of_merged[dest])
+        del records, dest
+        if release:
+            self.parts = None  # 40 MB of records at 100k flows, not held beside the two copies below
         flows = merged[order]
         del merged  # one copy of the merged rows, in flow order (100k flows: 40 MB a copy)
         flows[:, CAPTURE] = file_of_part[flows[:, CAPTURE]]  # the part a flow began in -> its file
-        merged_flows = MergedFlows.of(records, flow_of_merged[dest], flows)
+        merged_flows = MergedFlows(*per_record, *MergedFlows.flow_columns(flows))
         return to_table(flows, paths, _apps(self.captures)), merged_flows
 
     @staticmethod

@@ -149,11 +149,21 @@ class MergedFlows:
     @classmethod
     def of(cls, records: np.ndarray, flow_of_record: np.ndarray, rows: np.ndarray) -> "MergedFlows":
         """From the records, the flow id of each, and the merged rows in flow-id order."""
-        R, M = FLOW_RECORD.view(records), FLOW_RECORD.view(rows)
-        return cls(records[:, CAPTURE].copy(), records[:, SERIAL].copy(), records[:, PART].copy(),
-                   records[:, ORIG_IS_A].copy(), (R.payload_orig == 0) & (R.payload_resp == 0),
-                   np.asarray(flow_of_record, dtype=np.int64), rows[:, ORIG_IS_A].copy(),
-                   (M.isn_orig != NONE) | (M.isn_resp != NONE))
+        return cls(*cls.record_columns(records, flow_of_record), *cls.flow_columns(rows))
+
+    @staticmethod
+    def record_columns(records: np.ndarray, flow_of_record: np.ndarray) -> tuple:
+        """The per-record fields, in field order (the records may be let go after this)."""
+        R = FLOW_RECORD.view(records)
+        return (records[:, CAPTURE].copy(), records[:, SERIAL].copy(), records[:, PART].copy(),
+                records[:, ORIG_IS_A].copy(), (R.payload_orig == 0) & (R.payload_resp == 0),
+                np.asarray(flow_of_record, dtype=np.int64))
+
+    @staticmethod
+    def flow_columns(rows: np.ndarray) -> tuple:
+        """The per-flow fields, in field order, from the merged rows in flow-id order."""
+        M = FLOW_RECORD.view(rows)
+        return rows[:, ORIG_IS_A].copy(), (M.isn_orig != NONE) | (M.isn_resp != NONE)
 
     def by_flow(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record index, flow id, swapped) of the records where `mask` (all: None), by flow

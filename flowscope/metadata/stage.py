@@ -14,9 +14,10 @@ from flowscope.metadata import counterparts, events as events_mod, handshake, vo
 from flowscope.sides import local_is_orig_columns
 from flowscope.metadata.walked import BUSINESS_SERVICES, Walked, reported
 
-_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "orig_port", "resp_ip", "resp_port", "bytes_orig",
-                 "bytes_resp", "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence",
-                 "catalog_rule", "remote_ip", "remote_asn", "remote_role"]
+# what metadata/events.py reads of the flows (the view's rows are filtered and copied)
+_FLOW_COLUMNS = ["flow_id", "ts_start", "ts_end", "orig_ip", "resp_ip", "bytes_orig", "bytes_resp",
+                 "payload_bytes_orig", "payload_bytes_resp", "service", "is_meta", "confidence", "remote_ip",
+                 "remote_role"]
 
 
 def empty_table(columns) -> pa.Table:

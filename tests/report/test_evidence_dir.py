@@ -12,7 +12,7 @@ import flowscope
 from flowscope import report
 from flowscope.errors import UsageError
 from flowscope.report.pdf import find_chromium
-from reportkit import SAMPLE, SAMPLE_ANALYSED_AT, with_metadata
+from reportkit import SAMPLE, SAMPLE_ANALYSED_AT, evidence_bytes, with_metadata
 
 pytestmark = pytest.mark.slow  # not in `make check` (whole analyses, browsers, live capture)
 
@@ -71,7 +71,7 @@ def test_report_re_renders_the_same_bytes(evidence_copy, written_dir):
     report.render(evidence_copy)
     for name in sorted(EXPECTED) + ["manifest.json"]:
         if (written_dir / name).exists():
-            assert (evidence_copy / name).read_bytes() == (written_dir / name).read_bytes(), name
+            assert evidence_bytes(evidence_copy / name) == evidence_bytes(written_dir / name), name
     assert report.verify(evidence_copy) == []
 
 
@@ -90,7 +90,7 @@ def test_same_input_same_outputs_only_the_analysis_time_differs(tmp_path, sample
     with_metadata(sample_result).write(again, pseudonym_key=key_file)
     for name in sorted(EXPECTED):
         if (written_dir / name).exists():
-            assert (again / name).read_bytes() == (written_dir / name).read_bytes(), name
+            assert evidence_bytes(again / name) == evidence_bytes(written_dir / name), name
     later = tmp_path / "later"
     with_metadata(sample_result, analysed_at="2026-03-03T08:30:00Z").write(later, pseudonym_key=key_file, pdf=False)
     old, new = ((d / "report.html").read_text().splitlines() for d in (written_dir, later))
