@@ -381,8 +381,11 @@ def entry() -> None:
     Arrow allocates from the C library's heap, not from the wheels' mimalloc: mimalloc keeps
     freed pages for reuse, which stacked ~70 MiB (100k flows) under each later stage's
     peak; glibc's are returned by heap.release() between stages (benchmarks/README.md,
-    "Many flows"). Set before pyarrow is imported; an explicit environment setting wins."""
+    "Many flows"). Set before pyarrow is imported; an explicit environment setting wins.
+    Blocks of 1 MiB and more are mapped on their own (heap.large_blocks_mapped)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    from flowscope import heap
+    heap.large_blocks_mapped()
     try:
         rc = main()
         sys.stdout.flush()
