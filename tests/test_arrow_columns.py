@@ -1,4 +1,4 @@
-"""columns.pylist equals to_pylist, while sharing one object per distinct string."""
+"""flowscope/columns.py: pylist equals to_pylist, while sharing one object per distinct string."""
 from __future__ import annotations
 
 import pyarrow as pa
