@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 system:
 	bash scripts/setup-system.sh
 
-demo: $(STAMP)
+demo: system $(STAMP)
 	$(BIN)/flowscope analyze captures/sample_session.pcap --out out/demo --force
 
 # The fast check while working: lint and the tests not marked slow (well under a minute).

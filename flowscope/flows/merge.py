@@ -71,7 +71,7 @@ def _combine(M, m, dst, R, b, src, sums, ors, maxes, lasts, mins, first_sets):
 
 
 @njit(cache=True)
-def _absorb(M, m, R, b):
+def absorb(M, m, R, b):
     """Add record R[b] into M[m] (M[m] is earlier), field by field by its declared rule;
     "key" and "first" fields keep M's values."""
     swap = M[m, ORIG_IS_A] != R[b, ORIG_IS_A]
@@ -93,7 +93,7 @@ def _merge_sorted(R, order, timeouts, dest):
         if (m >= 0 and _same_key(R, prev, b) and M[m, OPEN_AT_END] == 1 and R[b, PART] > M[m, PART]
                 and R[b, FIRST_ANY] - M[m, LAST_ANY] <= timeout_of(M, m, timeouts)
                 and not (R[b, FIRST_PURE_SYN] == 1 and is_closed(M, m))):
-            _absorb(M, m, R, b)
+            absorb(M, m, R, b)
         else:
             if m >= 0 and _same_key(R, prev, b) and M[m, OPEN_AT_END] == 1 and R[b, PART] > M[m, PART]:
                 # not continued: the single pass ends it when this record's first packet comes

@@ -40,7 +40,7 @@ from flowscope.flows.layout import (
     BYTES, CAPTURE, D, END_IDLE, END_REASON, FIRST_ANY, ISN, K_AHI, K_ALO, K_BHI, K_BLO, K_PORTS, K_PROTO,
     LAST_ANY, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A, PART, PAYLOAD, PKTS, SERIAL,
 )
-from flowscope.flows.merge import _absorb, merge_parts
+from flowscope.flows.merge import absorb, merge_parts
 from flowscope.flows.table import end_reason_of, timeout_of
 from flowscope.flows.timeouts import timeouts_ns
 from flowscope.metadata.framewalk import stitch
@@ -228,7 +228,7 @@ def _combined(R: np.ndarray, recs: np.ndarray) -> np.ndarray:
     test was passed already, with the whole flow's state: not repeated on a part of it)."""
     out = R[recs[:1]].copy()
     for k in recs[1:].tolist():
-        _absorb(out, 0, R, k)
+        absorb(out, 0, R, k)
     return out[0]
 
 

@@ -114,7 +114,6 @@ def write_tables(result, out: Path, pseudonymizer=None) -> list[Path]:
             table = scrubbed[name] = scrub_table(table).replace_schema_metadata(meta)
             heap.release()  # the pseudonymiser's Python strings, before the Parquet encoder's buffers
             written.append(_write_parquet(table, out / name))
-            heap.release()  # and those buffers, before the next table's
     summary = summary_dict(result)
     if pseudonymizer:
         summary = pseudonymizer.json(summary)

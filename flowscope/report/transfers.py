@@ -122,17 +122,22 @@ def _recipients(flows: pa.Table) -> dict[str, list]:
     return {c: pylist(sel[c]) if c in sel.column_names else [None] * sel.num_rows for c in FLOW_COLUMNS}
 
 
+def document(summary: dict) -> dict:
+    """transfers.json before its recipients: format, basis, what the wire cannot show."""
+    return {"transfers_format": FORMAT,
+            "basis": "flows that reach WhatsApp/Meta (is_meta) or a WhatsApp solution provider (whatsapp.bsp), "
+                     "grouped by the organisation that runs the remote end (operator) and the country whose law "
+                     "governs it (operator_country); location of the servers is listed apart",
+            "regions_as_of": ((summary.get("geo") or {}).get("regions") or {}).get("as_of"),
+            "not_observable": "what a recipient stores, for how long and where it processes the data: not on the "
+                              "wire (see the report's WhatsApp Business Platform section for Meta's documentation)",
+            "not_available": None, "recipients": []}
+
+
 def build(flows, events, summary: dict) -> dict:
     """The transfer record of one analysis (a plain dict for transfers.json). `flows` and
     `events`: Arrow tables (or pandas frames) with FLOW_COLUMNS and EVENT_COLUMNS."""
-    doc = {"transfers_format": FORMAT,
-           "basis": "flows that reach WhatsApp/Meta (is_meta) or a WhatsApp solution provider (whatsapp.bsp), "
-                    "grouped by the organisation that runs the remote end (operator) and the country whose law "
-                    "governs it (operator_country); location of the servers is listed apart",
-           "regions_as_of": ((summary.get("geo") or {}).get("regions") or {}).get("as_of"),
-           "not_observable": "what a recipient stores, for how long and where it processes the data: not on the "
-                             "wire (see the report's WhatsApp Business Platform section for Meta's documentation)",
-           "not_available": None, "recipients": []}
+    doc = document(summary)
     flows = _arrow(flows, FLOW_COLUMNS)
     if "operator" not in flows.column_names or flows["operator"].null_count == flows.num_rows:
         doc["not_available"] = "no operator column: classification or geolocation was off"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from flowscope.flows.layout import D, END_REASON, FLOW_RECORD, ND, NF, NONE, OPEN_AT_END, ORIG_IS_A, TCPFLAGS
-from flowscope.flows.merge import _absorb
+from flowscope.flows.merge import absorb
 from flowscope.flows.table import end_reason_of
 
 
@@ -41,7 +41,7 @@ def _partner(col: int, swap: bool) -> int:
 def test_every_column_follows_its_declared_rule(seed, swap):
     M, R = _pair(seed, swap)
     before = M.copy()
-    _absorb(M, 0, R, 0)
+    absorb(M, 0, R, 0)
     for col, rule in FLOW_RECORD.rule_of().items():
         a, b, got = before[0, col], R[0, _partner(col, swap)], M[0, col]
         unset = _unset(col)

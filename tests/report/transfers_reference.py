@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flowscope.report.transfers import FORMAT, MESSAGE_KINDS, STATUS_KINDS, legal_basis
+from flowscope.report.transfers import MESSAGE_KINDS, STATUS_KINDS, document, legal_basis
 
 
 def recipients_mask(flows: pd.DataFrame) -> pd.Series:
@@ -46,14 +46,7 @@ def _categories(group: pd.DataFrame, ev: pd.DataFrame) -> dict:
 
 def build(flows: pd.DataFrame, events: pd.DataFrame | None, summary: dict) -> dict:
     """The transfer record of one analysis (a plain dict for transfers.json)."""
-    doc = {"transfers_format": FORMAT,
-           "basis": "flows that reach WhatsApp/Meta (is_meta) or a WhatsApp solution provider (whatsapp.bsp), "
-                    "grouped by the organisation that runs the remote end (operator) and the country whose law "
-                    "governs it (operator_country); location of the servers is listed apart",
-           "regions_as_of": ((summary.get("geo") or {}).get("regions") or {}).get("as_of"),
-           "not_observable": "what a recipient stores, for how long and where it processes the data: not on the "
-                             "wire (see the report's WhatsApp Business Platform section for Meta's documentation)",
-           "not_available": None, "recipients": []}
+    doc = document(summary)  # the fixed header; what is compared is what follows
     if "operator" not in flows or not flows["operator"].notna().any():
         doc["not_available"] = "no operator column: classification or geolocation was off"
         return doc
