@@ -6,7 +6,8 @@ set -u
 pkgs=(tshark tcpreplay iproute2 chromium)  # tshark brings dumpcap; tcpreplay + ip: live tests; chromium: report.pdf
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  # installed, not merely known (a removed package keeps "deinstall ok config-files")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
