@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from flowscope.report import findings as fd
 from flowscope.report.data import ReportData, load
 from flowscope.report.names import CHARTS, HTML, PDF
 from flowscope.report.html import Chart, render_html
+from flowscope.report.painter import Painter
 from flowscope.report.scripted import build as build_scripted
 from flowscope.report.text import caption
 
@@ -23,19 +25,22 @@ class Rendered:
     notes: list[str] = field(default_factory=list)   # e.g. why report.pdf was not written
 
 
-def build_charts(data: ReportData) -> list[Chart]:
-    """Each chart with its caption; a chart whose every panel lacks data is not drawn."""
+def chart_specs(data: ReportData) -> list[tuple]:
+    """(name, title, caption, build or None, reason) of each chart; build() makes the figure
+    (None: every panel would lack data, the chart is not drawn and `reason` says why)."""
     flows, events, summary = data.flows, data.events, data.summary
     plain, geo = caption(summary, flows), caption(summary, flows, geo=True)
     no_events = fd.NO_EVENTS
     km_per_ms = (summary.get("geo") or {}).get("km_per_ms")
-    specs = [
+    return [
         ("timeline", "Event timeline by service and direction", plain,
          None if events is None else lambda: ch.event_timeline(events, plain), no_events),
         ("destinations", "WhatsApp/Meta IP bytes and events by country and region", geo,
-         _if(data.has("region"), lambda: ch.destinations(flows, events, geo, events_reason=no_events)), fd.NO_GEO),
+         _if(data.has("region"), lambda: ch.destinations(flows, events, geo, events_reason=no_events)),
+         fd.NO_GEO),
         ("services", "Flows, IP bytes and events by service", plain,
-         _if(data.has("service"), lambda: ch.services(flows, events, plain, events_reason=no_events)), fd.NO_CLASSIFY),
+         _if(data.has("service"), lambda: ch.services(flows, events, plain, events_reason=no_events)),
+         fd.NO_CLASSIFY),
         ("rtt_bounds", "Round-trip-time bound versus database distance", geo,
          _if(data.has("max_distance_km"), lambda: ch.rtt_bounds(flows, geo, km_per_ms)),
          "no trusted round-trip time to any remote endpoint, or geolocation was off"),
@@ -43,14 +48,39 @@ def build_charts(data: ReportData) -> list[Chart]:
         ("call_peers", "Call-peer exposure", geo,
          _if(data.has("service"), lambda: ch.call_peer_exposure(flows, geo)), fd.NO_CLASSIFY),
     ]
-    # each PNG is compressed on a thread while the next chart is drawn (zlib lets go of the GIL)
+
+
+# Drawn by the forked painter (painter.py): about half the drawing at 20k and 100k flows;
+# the other half, with the charts' imports and the tables' read, is this process's.
+PAINTED = ("destinations", "services", "call_peers")
+PAINTER_GRACE_S = 30
+
+
+def build_charts(data: ReportData) -> list[Chart]:
+    """Each chart with its caption; a chart whose every panel lacks data is not drawn.
+    A forked painter draws the PAINTED ones on the other core (here, should it fail)."""
+    specs = chart_specs(data)
+    builds = {name: build for name, _, _, build, _ in specs if build}
+    painter = Painter.fork({name: builds[name] for name in PAINTED if name in builds})
+    remote = set(painter.names) if painter is not None else set()
+    started = time.monotonic()
+    pngs = draw_pngs({name: build for name, build in builds.items() if name not in remote})
+    if painter is not None:
+        # a painter stuck (say, on a lock another thread held at the fork) is given up on
+        pngs.update(painter.pngs(timeout_s=PAINTER_GRACE_S + 4 * (time.monotonic() - started)))
+        pngs.update(draw_pngs({name: build for name, build in builds.items() if name not in pngs}))
+    return [Chart(name, title, cap, pngs.get(name) if build else None, "" if build else reason)
+            for name, title, cap, build, reason in specs]
+
+
+def draw_pngs(builds: dict) -> dict[str, bytes]:
+    """PNG bytes by name; each PNG is compressed on a thread while the next chart is drawn
+    (zlib lets go of the GIL)."""
+    if not builds:
+        return {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowscope-png") as pool:
-        pngs = [pool.submit(ch.encode_png, ch.draw(build())) if build else None for _, _, _, build, _ in specs]
-        out = []
-        for (name, title, cap, _build, reason), png in zip(specs, pngs):
-            png = png.result() if png else None
-            out.append(Chart(name, title, cap, png, "" if png else reason))
-    return out
+        futures = {name: pool.submit(ch.encode_png, ch.draw(build())) for name, build in builds.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def _if(condition: bool, build):
