@@ -39,8 +39,10 @@ def write(result, out, *, force: bool = False, report: bool = True, pdf: bool = 
         key = pseudonym.load_key(pseudonym_key, out_dir=out)
         scrub, key_id = _pseudonymizer(result, key), pseudonym.key_id(key)
     # Chromium boots while the tables are written; the geolocation databases are hashed on
-    # a thread while the report is drawn and printed
-    with _early_browser(report and pdf) as browser, ThreadPoolExecutor(max_workers=1) as pool:
+    # a thread while the report is drawn and printed. The pseudonymised copies are lists of
+    # short-lived strings, a flow each: no cyclic collection rescans them (-0.06 s at 100k)
+    with _early_browser(report and pdf) as browser, ThreadPoolExecutor(max_workers=1) as pool, \
+            heap.without_cyclic_gc():
         out.mkdir(parents=True, exist_ok=True)
         tables.clear_outputs(out)
         files = tables.write_tables(result, out, scrub)
