@@ -88,7 +88,7 @@ def align(out, scenario, tolerance_s: float | None = None, *, force: bool = Fals
     without `force`."""
     from flowscope.errors import UsageError
     from flowscope.report import manifest as mf
-    from flowscope.report.data import load
+    from flowscope.report.data import check
     from flowscope.scenario import read_scenario
     out = Path(out)
     read_scenario(scenario)
@@ -97,7 +97,7 @@ def align(out, scenario, tolerance_s: float | None = None, *, force: bool = Fals
     if changed and not force:
         raise UsageError(f"{out}: {', '.join(changed)} changed since the analysis (see flowscope verify); "
                          "use --force to align anyway")
-    load(out)
+    check(out)
     files = _attach(out, scenario, tolerance_s, [])
     notes: list[str] = []
     report_settings = (recorded.get("settings") or {}).get("report") or {}
@@ -136,9 +136,9 @@ def render(out, *, force: bool = False, pdf: bool = True) -> tuple[list[Path], l
     manifest. Tables changed since the manifest was written are refused without `force`."""
     from flowscope.errors import UsageError
     from flowscope.report import manifest as mf
-    from flowscope.report.data import load
+    from flowscope.report.data import check
     out = Path(out)
-    load(out)  # fails with a clear message when the tables are missing
+    check(out)  # fails with a clear message when the tables are missing or unreadable
     recorded = mf.read(out) or {}
     changed = _changed_tables(out, recorded.get("outputs") or {})
     if changed and not force:

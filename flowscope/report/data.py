@@ -32,12 +32,31 @@ class ReportData:
         return column in self.flows.columns and bool(self.flows[column].notna().any())
 
 
-def load(out_dir, skip: tuple[str, ...] = ()) -> ReportData:
-    """The tables in `out_dir`; flows.parquet without the columns in `skip` (the report
-    leaves out list columns it never reads: converting them to pandas is slow)."""
+def check(out_dir) -> None:
+    """Raise the UsageError `load` would for missing or unreadable tables, reading only
+    summary.json and each table's Parquet footer (`flowscope report` and `align` check
+    before they change anything; the report then reads the tables once)."""
+    out = _present(out_dir)
+    try:
+        json.loads((out / SUMMARY).read_text())
+        for name in (FLOWS, EVENTS, FRAMES, ACTIONS):
+            if name == FLOWS or (out / name).is_file():
+                pq.read_metadata(out / name)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{out}: cannot read the analysis tables: {exc}") from None
+
+
+def _present(out_dir) -> Path:
     out = Path(out_dir)
     if not (out / FLOWS).is_file() or not (out / SUMMARY).is_file():
         raise UsageError(f"{out}: no {FLOWS} and {SUMMARY} here (write them with flowscope analyze --out)")
+    return out
+
+
+def load(out_dir, skip: tuple[str, ...] = ()) -> ReportData:
+    """The tables in `out_dir`; flows.parquet without the columns in `skip` (the report
+    leaves out list columns it never reads: converting them to pandas is slow)."""
+    out = _present(out_dir)
     try:
         summary = json.loads((out / SUMMARY).read_text())
         columns = [c for c in pq.read_schema(out / FLOWS).names if c not in skip] if skip else None

@@ -85,6 +85,26 @@ def test_report_refuses_tables_changed_since_the_analysis(evidence_copy):
     assert report.verify(evidence_copy) == []  # the manifest now describes what is there
 
 
+@pytest.mark.parametrize("damage", ["flows.parquet missing", "events.parquet cut", "summary.json garbled"])
+def test_report_and_align_of_a_damaged_directory_fail_first_with_one_line(evidence_copy, tmp_path, damage):
+    name, how = damage.split(" ", 1)
+    path = evidence_copy / name
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    before = {p.name: p.read_bytes() for p in evidence_copy.iterdir() if p.is_file()}
+    expected = "no flows.parquet and summary.json here" if how == "missing" else "cannot read the analysis tables"
+    with pytest.raises(UsageError, match=expected) as raised:
+        report.render(evidence_copy, force=True)
+    assert str(evidence_copy) in str(raised.value) and "\n" not in str(raised.value)
+    scenario = tmp_path / "scenario.csv"
+    scenario.write_text("time,action,peer,note\n2026-03-02T09:00:00Z,message_sent,alice,\n")
+    with pytest.raises(UsageError, match=expected):
+        report.align(evidence_copy, scenario, force=True)
+    assert {p.name: p.read_bytes() for p in evidence_copy.iterdir() if p.is_file()} == before  # nothing written
+
+
 def test_same_input_same_outputs_only_the_analysis_time_differs(tmp_path, sample_result, key_file, written_dir):
     again = tmp_path / "again"
     with_metadata(sample_result).write(again, pseudonym_key=key_file)
