@@ -28,6 +28,7 @@ import pickle
 import select
 import struct
 import time
+import warnings
 
 WAIT_S = 120
 _HEADER = struct.Struct("<Q")
@@ -50,7 +51,11 @@ class Painter:
         except OSError:
             return None
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of fork() beside other threads (the browser's reader, the
+                # database hashing): the child touches nothing they hold (see the module's doc)
+                warnings.filterwarnings("ignore", message=".*multi-threaded.*fork", category=DeprecationWarning)
+                pid = os.fork()
         except OSError:
             os.close(r)
             os.close(w)
@@ -63,16 +68,25 @@ class Painter:
 
     def pngs(self, timeout_s: float = WAIT_S) -> dict[str, bytes]:
         """The child's PNG bytes by name, or {} when it failed (the caller draws them)."""
+        if self._fd < 0:
+            return {}
         try:
             answer = _unpack(_read_all(self._fd, time.monotonic() + timeout_s))
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TimeoutError):
             answer = None
         finally:
-            os.close(self._fd)
-            _reap(self.pid)
+            self.close()
         ok = isinstance(answer, dict) and set(answer) == set(self.names) and \
             all(isinstance(v, bytes) for v in answer.values())
         return answer if ok else {}
+
+    def close(self) -> None:
+        """Let the child go and reap it (killed if it has not ended within a moment);
+        after this, pngs() answers {}."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            _reap(self.pid)
 
 
 def _draw(builds: dict) -> dict[str, bytes]:

@@ -64,11 +64,15 @@ def build_charts(data: ReportData) -> list[Chart]:
     painter = Painter.fork({name: builds[name] for name in PAINTED if name in builds})
     remote = set(painter.names) if painter is not None else set()
     started = time.monotonic()
-    pngs = draw_pngs({name: build for name, build in builds.items() if name not in remote})
-    if painter is not None:
-        # a painter stuck (say, on a lock another thread held at the fork) is given up on
-        pngs.update(painter.pngs(timeout_s=PAINTER_GRACE_S + 4 * (time.monotonic() - started)))
-        pngs.update(draw_pngs({name: build for name, build in builds.items() if name not in pngs}))
+    try:
+        pngs = draw_pngs({name: build for name, build in builds.items() if name not in remote})
+        if painter is not None:
+            # a painter stuck (say, on a lock another thread held at the fork) is given up on
+            pngs.update(painter.pngs(timeout_s=PAINTER_GRACE_S + 4 * (time.monotonic() - started)))
+    finally:
+        if painter is not None:
+            painter.close()  # reaped even when a chart drawn here raised
+    pngs.update(draw_pngs({name: build for name, build in builds.items() if name not in pngs}))
     return [Chart(name, title, cap, pngs.get(name) if build else None, "" if build else reason)
             for name, title, cap, build, reason in specs]
 

@@ -85,3 +85,20 @@ def test_a_garbled_answer_is_refused(monkeypatch):
 
 def test_nothing_to_draw_forks_nothing():
     assert Painter.fork({}) is None
+
+
+def test_closing_a_painter_reaps_it_and_leaves_nothing_to_read():
+    p = Painter.fork({"destinations": _hangs})
+    p.close()
+    assert _gone(p.pid)
+    assert p.pngs() == {}
+
+
+def test_a_chart_failing_here_still_reaps_the_painter(written_dir, monkeypatch):
+    painters = []
+    real_fork = Painter.fork
+    monkeypatch.setattr(Painter, "fork", classmethod(lambda cls, b: painters.append(real_fork(b)) or painters[-1]))
+    monkeypatch.setattr(charts, "event_timeline", lambda *a, **k: _raises())   # drawn here, not painted
+    with pytest.raises(RuntimeError, match="fails in the painter"):
+        renderer.build_charts(load(written_dir, skip=renderer.NOT_SHOWN))
+    assert painters and _gone(painters[0].pid)
