@@ -93,6 +93,14 @@ def community_ids(proto: np.ndarray, src: list[bytes], sport: np.ndarray, dst: l
     return out
 
 
+# Text columns are taken from object arrays (a str a distinct value): numpy's fixed-width
+# unicode arrays go into Arrow through a slower conversion (to_table at 100k flows: median
+# 0.275 -> 0.255 s over 5 fresh processes)
+TCP_STATES = np.array(["OTH", "REJ", "RSTOS0", "SH", "S0", "RSTRH", "SHR", "RSTO", "RSTR", "SF", "S2", "S3", "S1"],
+                      dtype=object)
+RTT_SOURCES = np.array(["", "syn/syn-ack", "syn-ack/ack"], dtype=object)
+
+
 def _tcp_state(fo, fr, syn_o, synack_r):
     rst_o, rst_r = (fo & TCP_RST) > 0, (fr & TCP_RST) > 0
     fin_o, fin_r = (fo & TCP_FIN) > 0, (fr & TCP_FIN) > 0
@@ -102,8 +110,8 @@ def _tcp_state(fo, fr, syn_o, synack_r):
              syn_o & ~synack_r,
              ~syn_o & synack_r & rst_r, ~syn_o & synack_r & fin_r,
              est & rst_o, est & rst_r, est & fin_o & fin_r, est & fin_o, est & fin_r]
-    names = ["OTH", "REJ", "RSTOS0", "SH", "S0", "RSTRH", "SHR", "RSTO", "RSTR", "SF", "S2", "S3"]
-    return np.select(conds, names, default="S1")
+    codes = np.select(conds, np.arange(len(TCP_STATES) - 1), default=len(TCP_STATES) - 1)
+    return TCP_STATES[codes]
 
 
 def flow_order(R: np.ndarray) -> np.ndarray:
@@ -134,7 +142,7 @@ def to_table(R: np.ndarray, captures: list[str], apps: dict[int, str]) -> pa.Tab
     rtt1 = (syn != NONE) & (synack != NONE) & (synack >= syn)
     rtt2 = ~rtt1 & (synack != NONE) & (ack != NONE) & (ack > synack)
     rtt_ms = np.where(rtt1, (synack - syn) / 1e6, np.where(rtt2, (ack - synack) / 1e6, np.nan))
-    rtt_source = np.where(rtt1, "syn/syn-ack", np.where(rtt2, "syn-ack/ack", ""))
+    rtt_source = RTT_SOURCES[np.where(rtt1, 1, np.where(rtt2, 2, 0))]
     uid = R[:, APP_UID]
     has_uid = uid != NO_UID
     cols = {
