@@ -15,14 +15,21 @@ def pylist(col: pa.ChunkedArray | pa.Array) -> list:
     """The values of `col` as a list (None for null), equal to `col.to_pylist()`."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return col.to_pylist()
-    if isinstance(col, pa.ChunkedArray):
-        col = col.chunk(0) if col.num_chunks == 1 else (col.combine_chunks() if col.num_chunks
-                                                           else pa.array([], col.type))
-    encoded = col.dictionary_encode()
+    encoded = one_array(col).dictionary_encode()
     distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last: null
     distinct[:-1] = encoded.dictionary.to_pylist()
     index = encoded.indices.fill_null(len(distinct) - 1).to_numpy(zero_copy_only=False)
     return distinct[index].tolist()
+
+
+def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The column as one array: an array or a single chunk as it is (no copy), chunks
+    joined, or an empty array of its type."""
+    if isinstance(col, pa.Array):
+        return col
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
 
 
 def pydict(table: pa.Table, names: list[str]) -> dict[str, list]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from flowscope.columns import pydict, pylist
+from flowscope.columns import one_array, pydict, pylist
 
 
 @pytest.mark.parametrize("col", [
@@ -28,3 +28,12 @@ def test_repeated_strings_are_one_object():
 def test_pydict_selects_columns():
     t = pa.table({"a": ["x", None], "b": [1, 2], "c": ["q", "q"]})
     assert pydict(t, ["a", "b"]) == {"a": ["x", None], "b": [1, 2]}
+
+
+def test_one_array_keeps_a_single_chunk_and_joins_several():
+    single = pa.chunked_array([pa.array(["x", "y"])])
+    assert one_array(single).buffers()[2].address == single.chunk(0).buffers()[2].address  # not copied
+    assert one_array(pa.chunked_array([pa.array(["x"]), pa.array([None], pa.string())])).to_pylist() == ["x", None]
+    assert one_array(pa.chunked_array([], pa.string())).type == pa.string()
+    plain = pa.array([1])
+    assert one_array(plain) is plain

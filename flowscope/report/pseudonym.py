@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.columns import one_array
 from flowscope.dissect import localnames
 from flowscope.dissect.localnames import is_local_name
 from flowscope.errors import UsageError
@@ -111,13 +112,6 @@ def _canonical(ip: str) -> str | None:
         except OSError:
             continue
     return None
-
-
-def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
-    """The column as one array: its only chunk as it is (no copy), chunks joined, or empty."""
-    if col.num_chunks == 1:
-        return col.chunk(0)
-    return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
 
 
 class Pseudonymizer:
@@ -267,7 +261,7 @@ class Pseudonymizer:
     def _strings(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
         """Scrub the distinct values once; a column in which none changes is kept as it is
         (most are: service names, regions, public host names), not copied."""
-        arr = _one_chunk(col)
+        arr = one_array(col)
         unique = pc.unique(arr)
         values = unique.to_pylist()
         scrubbed = [scrub(v) for v in values]
@@ -279,7 +273,7 @@ class Pseudonymizer:
     def _string_lists(self, col: pa.ChunkedArray, scrub) -> pa.ChunkedArray:
         """Scrub the distinct list items once, then rebuild the lists around them (a column
         in which no item changes is kept as it is)."""
-        arr = _one_chunk(col)
+        arr = one_array(col)
         offsets = pc.subtract(arr.offsets, arr.offsets[0]) if len(arr) else pa.array([0], pa.int32())
         items = arr.flatten()
         unique = pc.unique(items)
