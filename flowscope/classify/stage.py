@@ -87,21 +87,30 @@ def _remote_roles(cols, labels, evidences, legs: set, catalog, platform=None) ->
     - relay: a WhatsApp call flow to port 3478, with WhatsApp's STUN message types, or to a
       Meta address;
     - server: everything else."""
-    inbound = remote_is_orig(cols["orig_ip"], cols["resp_ip"], platform)
-    remote = [o if b else r for o, r, b in zip(cols["orig_ip"], cols["resp_ip"], inbound)]
-    port = [o if b else r for o, r, b in zip(cols["orig_port"], cols["resp_port"], inbound)]
+    roles = ["server"] * len(labels)
+    # only these can be anything but a server: a call leg, a flow with STUN's mapped
+    # addresses (an echo), a WhatsApp call over UDP
+    l4 = cols["l4"]
+    rows = sorted(legs.union((i for i, ev in enumerate(evidences) if ev.stun_mapped),
+                             (i for i, lb in enumerate(labels) if lb.service == "whatsapp.call" and l4[i] == "udp")))
+    if not rows:
+        return roles
+    orig_ip, resp_ip = [cols["orig_ip"][i] for i in rows], [cols["resp_ip"][i] for i in rows]
+    inbound = remote_is_orig(orig_ip, resp_ip, platform)
+    remote = [o if b else r for o, r, b in zip(orig_ip, resp_ip, inbound)]
+    port = [cols["orig_port"][i] if b else cols["resp_port"][i] for i, b in zip(rows, inbound)]
     asns = catalog.asn_of(remote)
-    roles = []
-    for i, (lb, ev) in enumerate(zip(labels, evidences)):
-        echo = bool(ev.stun_mapped) and f"{remote[i]}:{port[i]}" in ev.stun_mapped
+    for k, i in enumerate(rows):
+        lb, ev = labels[i], evidences[i]
+        echo = bool(ev.stun_mapped) and f"{remote[k]}:{port[k]}" in ev.stun_mapped
         if i in legs or echo:
-            roles.append("peer")
-        elif lb.service != "whatsapp.call" or cols["l4"][i] != "udp":
-            roles.append("server")
-        elif port[i] == RELAY_PORT or ev.stun_whatsapp or catalog.is_meta_asn(asns[i]):
-            roles.append("relay")
+            roles[i] = "peer"
+        elif lb.service != "whatsapp.call" or l4[i] != "udp":
+            roles[i] = "server"
+        elif port[k] == RELAY_PORT or ev.stun_whatsapp or catalog.is_meta_asn(asns[k]):
+            roles[i] = "relay"
         else:
-            roles.append("peer")
+            roles[i] = "peer"
     return roles
 
 
@@ -160,6 +169,41 @@ def _on_prem(lb: Label) -> Label:
                    "expired on 2025-10-23 (whatsapp-business-and-frames.md §1.4 [17])")
 
 
+def _evidence_columns(evidences: list, none) -> dict[str, list]:
+    """The classifier's payload inputs as columns; flows without evidence (`none`, the
+    default object: half of them at 100k flows) keep the defaults without being visited."""
+    found = [(i, e) for i, e in enumerate(evidences) if e is not none]
+    columns = {}
+    for name in _EVIDENCE_FIELDS:
+        column = [getattr(none, name)] * len(evidences)
+        for i, e in found:
+            column[i] = getattr(e, name)
+        columns[name] = column
+    return columns
+
+
+_LABEL_COLUMNS = (("service", "service", pa.string()), ("is_meta", "is_meta", pa.bool_()),
+                  ("hostname", "hostname", pa.string()), ("evidence", "evidence", pa.string()),
+                  ("confidence", "confidence", pa.string()), ("catalog_rule", "rule", pa.string()))
+
+
+def _label_columns(labels: list[Label]) -> dict[str, pa.Array]:
+    """The Label fields as Arrow columns. classify_columns hands out one Label object per
+    distinct decision, so each field is read from the distinct objects and taken by code."""
+    code_of: dict[int, int] = {}
+    distinct: list[Label] = []
+    codes = np.empty(len(labels), dtype=np.int64)
+    for i, lb in enumerate(labels):
+        code = code_of.get(id(lb))
+        if code is None:
+            code = code_of[id(lb)] = len(distinct)
+            distinct.append(lb)
+        codes[i] = code
+    take = pa.array(codes)
+    return {column: pa.array([getattr(lb, field) for lb in distinct], type=kind).take(take)
+            for column, field, kind in _LABEL_COLUMNS}
+
+
 def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     """Labels for the flow table; `flows` the merged records (flows/merge.MergedFlows),
     `walks` the stitched frame walks (metadata/walked.Walks)."""
@@ -173,7 +217,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     given = PlatformHosts(settings.platform_hosts)
     local = {ip: given.is_local(ip) for ip in set(cols["resp_ip"])}
     columns = {name: cols[name] for name in ("l4", "orig_ip", "orig_port", "resp_ip", "resp_port", "app")}
-    columns.update({name: [getattr(e, name) for e in evidences] for name in _EVIDENCE_FIELDS})
+    columns.update(_evidence_columns(evidences, none))
     columns["dns_name"] = [_dns_name(dns_index, ip, t) for ip, t in zip(cols["resp_ip"], starts)] if dns_index \
         else [None] * table.num_rows
     columns["resp_local"] = [local[ip] for ip in cols["resp_ip"]]
@@ -189,12 +233,7 @@ def label_flows(table: pa.Table, flows, collector, settings, walks=None):
     if walks is not None and walks.flows:
         labels = [_resync_label(lb, walks.flows.get(i)) for i, lb in enumerate(labels)]
     new = {
-        "service": [lb.service for lb in labels],
-        "is_meta": [lb.is_meta for lb in labels],
-        "hostname": [lb.hostname for lb in labels],
-        "evidence": [lb.evidence for lb in labels],
-        "confidence": [lb.confidence for lb in labels],
-        "catalog_rule": [lb.rule for lb in labels],
+        **_label_columns(labels),
         "sni": [e.sni or e.quic_sni for e in evidences],
         "dns_name": columns["dns_name"],
         "stun_mapped": _string_lists([e.stun_mapped for e in evidences]),

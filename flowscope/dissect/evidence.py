@@ -268,17 +268,18 @@ def for_flows(flows, collector, n_flows: int) -> list:
     (directions aligned to the merged flow's originator), cut to the first kept packets
     per direction, then dissected once.
     """
-    keys = flows.keys()
-    kept_keys = set(collector.evidence) | set(collector.pending)
-    mask = np.fromiter((key in kept_keys for key in keys), dtype=bool, count=len(keys))
+    mask = _kept_records(flows, collector)
     out: list = [None] * n_flows
     decided: dict[int, list] = {}
     pending: dict[int, FlowBytes] = {}
     closed: set[int] = set()
-    for k, fid, swap in zip(*(a.tolist() for a in flows.by_flow(mask))):
-        key = keys[k]
-        if key in collector.evidence:
-            decided.setdefault(fid, []).append(collector.evidence[key])
+    idx, fids, swaps = flows.by_flow(mask)
+    for part, serial, fid, swap in zip(flows.capture[idx].tolist(), flows.serial[idx].tolist(), fids.tolist(),
+                                       swaps.tolist()):
+        key = (part, serial)
+        found = collector.evidence.get(key)
+        if found is not None:
+            decided.setdefault(fid, []).append(found)
             if key in collector.decided:
                 closed.add(fid)  # its first packets were dissected: later records add nothing
         kept = collector.pending.get(key)
@@ -296,5 +297,16 @@ def for_flows(flows, collector, n_flows: int) -> list:
         decided.setdefault(fid, []).append(extract(kept, collector.counts))
     collector.pending.clear()
     for fid, items in decided.items():
-        out[fid] = merged(items)
+        out[fid] = items[0] if len(items) == 1 else merged(items)
     return out
+
+
+def _kept_records(flows, collector) -> np.ndarray:
+    """Which records (flows.capture, flows.serial) the collector holds evidence or bytes of:
+    matched as one integer a (part, serial) key, not as 100k tuples in a set."""
+    kept = [*collector.evidence, *collector.pending]
+    if not kept:
+        return np.zeros(len(flows.serial), dtype=bool)
+    parts, serials = np.array(kept, dtype=np.int64).T
+    width = int(max(serials.max(), flows.serial.max(initial=0))) + 1
+    return np.isin(flows.capture * width + flows.serial, parts * width + serials)

@@ -31,3 +31,17 @@ def test_relays_peers_and_servers():
         ("198.51.100.23", 51234, "10.0.0.2", 40000, "udp", CALL, Evidence(), False),           # a peer calling in
     ]
     assert _roles(rows) == ["relay", "relay", "relay", "peer", "peer", "peer", "server", "peer"]
+
+
+def test_label_columns_read_shared_and_distinct_labels_alike():
+    """The label columns are taken from the distinct Label objects by code: every flow
+    must still get its own label's fields, whether it shares the object or not."""
+    from flowscope.classify.stage import _label_columns
+    other = Label("whatsapp.call", True, "", "stun", "high", "")  # equal to CALL, another object
+    labels = [CALL, WEB, CALL, other, WEB, Label("other", False, "x.example", "", "low", "r")]
+    cols = _label_columns(labels)
+    assert cols["service"].to_pylist() == [lb.service for lb in labels]
+    assert cols["is_meta"].to_pylist() == [lb.is_meta for lb in labels]
+    assert cols["hostname"].to_pylist() == [lb.hostname for lb in labels]
+    assert cols["catalog_rule"].to_pylist() == [lb.rule for lb in labels]
+    assert _label_columns([])["service"].to_pylist() == []
