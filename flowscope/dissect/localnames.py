@@ -11,6 +11,7 @@ Meta's, any CDN's) are the evidence and stay in clear. A name is local when
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
@@ -50,7 +51,12 @@ def _tails() -> tuple[str, ...]:
 
 def mentions_local_suffix(low: str) -> bool:
     """A cheap test before the name pattern runs: does ".<suffix>" occur in the lower-cased text?"""
-    return any(tail in low for tail in _tails())
+    return _tail_pattern().search(low) is not None
+
+
+@lru_cache(maxsize=1)
+def _tail_pattern() -> re.Pattern:
+    return re.compile("|".join(re.escape(tail) for tail in _tails()))
 
 
 def reverse_address(name: str) -> str | None:

@@ -159,6 +159,8 @@ class Pseudonymizer:
             return "peer"
         if canonical_ip in self.own or address_class(canonical_ip) in LOCAL_CLASSES:
             return "local"
+        if not self.local_nets:
+            return None
         addr = ipaddress.ip_address(canonical_ip)
         if any(addr.version == n.version and addr in n for n in self.local_nets):
             return "local"

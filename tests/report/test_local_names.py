@@ -150,6 +150,15 @@ def test_local_name_rules():
     assert "fritz.box" in localnames.suffixes() and "home.arpa" in localnames.suffixes()
 
 
+def test_mentions_local_suffix_is_the_substring_test():
+    """The one-pattern test says what "some .<suffix> occurs in the text" says."""
+    texts = ["julias-iphone.fritz.box", "x.local", "web.whatsapp.com", "a.lan b", ".home.arpa", "fritz.box",
+             "see host.localdomain.", "", "box.fritz", "x.internal:80"]
+    texts += [f"pre{tail}post" for tail in localnames._tails()]
+    for text in texts:
+        assert localnames.mentions_local_suffix(text) == any(tail in text for tail in localnames._tails()), text
+
+
 def test_pseudonymizer_names_in_columns_and_text():
     p = ps.Pseudonymizer(b"k" * 32, names=["juliasnas.example.org", "julias-laptop"])
     token = p.token("device", "julias-iphone.fritz.box")
