@@ -297,7 +297,7 @@ def for_flows(flows, collector, n_flows: int) -> list:
         decided.setdefault(fid, []).append(extract(kept, collector.counts))
     collector.pending.clear()
     for fid, items in decided.items():
-        out[fid] = items[0] if len(items) == 1 else merged(items)
+        out[fid] = merged(items)
     return out
 
 
