@@ -139,11 +139,11 @@ class Pseudonymizer:
         """The keyed form of a Community ID: the clear one is a SHA-1 of the 5-tuple, so with
         the remote address and ports beside it, trying the private ranges gives the local
         address back (24 s on one core). 16 hex digits: joins across runs stay unambiguous."""
-        return self.token("cid", value, CID_HEX) if value else value
+        return self.community_ids([value])[0]
 
     def community_ids(self, values: list) -> list:
-        """community_id over a column (one a flow, nearly all distinct): the same tokens,
-        without a call and a format per value."""
+        """community_id over a column (one a flow, nearly all distinct): token("cid", value,
+        CID_HEX) for each, without a call and a format per value; null and "" stay."""
         copy, out = self._mac.copy, []
         for value in values:
             if value:

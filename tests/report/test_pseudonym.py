@@ -75,13 +75,14 @@ def test_table_scrub_keeps_the_schema_and_keys_every_community_id():
     assert out["stun_mapped"].to_pylist()[0][0].startswith("peer-")
 
 
-def test_community_ids_of_a_column_equal_the_single_keyed_form():
-    """The column form (one HMAC a flow, no call a value) gives community_id's tokens;
-    nulls and empty strings stay as they are."""
+def test_community_ids_of_a_column_are_the_keyed_tokens():
+    """The column form (one HMAC a flow, no call a value) gives the same tokens as every
+    other keyed value of kind "cid"; nulls and empty strings stay as they are."""
     p = ps.Pseudonymizer(KEY_A)
     values = ["1:abc", None, "", "1:D6Qmlr/u9/VzGjogANNhBNJqci8=", "1:déf", "1:abc"]
-    assert p.community_ids(values) == [p.community_id(v) for v in values]
+    assert p.community_ids(values) == [p.token("cid", v, ps.CID_HEX) if v else v for v in values]
     assert p.community_ids(values)[1:3] == [None, ""]
+    assert [p.community_id(v) for v in values] == p.community_ids(values)
 
 
 def _everything_written(out) -> str:
